@@ -1,0 +1,134 @@
+"""Checkpoints: atomic writes, safe loading (``weights_only=True``) and clear errors on mismatch."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dihkit.models import build_model
+
+FORMAT = "dihkit-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, or does not fit what it is loaded into."""
+
+
+def model_entry(model: nn.Module) -> dict[str, Any]:
+    """What a checkpoint stores about a zoo model: enough to rebuild it."""
+    for attr in ("arch", "num_classes", "in_channels"):
+        if not hasattr(model, attr):
+            raise CheckpointError(f"model has no {attr!r}; only dihkit.models models can be saved")
+    return {
+        "arch": model.arch,
+        "num_classes": int(model.num_classes),
+        "in_channels": int(model.in_channels),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` atomically: a temporary file in the same folder, fsync, then rename.
+
+    An interruption leaves either the old checkpoint or the new one, never half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a dihkit checkpoint with ``torch.load(..., weights_only=True)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist (a folder or a typo?)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupted or not a PyTorch file ({type(exc).__name__}); "
+            "re-run the command that wrote it or point to another checkpoint"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{str(path)!r} is not a dihkit checkpoint (written by `dihkit train`, "
+            "`dihkit train-heads` or `dihkit distill`)"
+        )
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has checkpoint version {payload.get('version')!r}; "
+            f"this dihkit reads version {VERSION}"
+        )
+    return payload
+
+
+def check_entry_matches(
+    entry: dict[str, Any], model: nn.Module, source: str = "checkpoint"
+) -> None:
+    """Raise a :class:`CheckpointError` if ``entry`` came from another architecture or shape."""
+    for attr in ("arch", "num_classes", "in_channels"):
+        saved, wanted = entry.get(attr), getattr(model, attr, None)
+        if saved != wanted:
+            raise CheckpointError(
+                f"{source} holds {attr}={saved!r} but the model has {attr}={wanted!r}; "
+                f"build the model with {attr}={saved!r} or load a matching checkpoint"
+            )
+
+
+def load_model_state(model: nn.Module, entry: dict[str, Any], source: str = "checkpoint") -> None:
+    """Load a :func:`model_entry` into ``model`` after checking arch, classes and channels."""
+    check_entry_matches(entry, model, source)
+    try:
+        model.load_state_dict(entry["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source} does not fit {entry['arch']}: {exc}") from None
+
+
+def model_from_entry(entry: dict[str, Any], source: str = "checkpoint") -> nn.Module:
+    """Rebuild the zoo model an entry describes and load its weights."""
+    try:
+        model = build_model(entry["arch"], entry["num_classes"], entry["in_channels"])
+    except KeyError as exc:
+        raise CheckpointError(f"{source} lacks the model field {exc}") from None
+    load_model_state(model, entry, source)
+    return model
+
+
+def load_model(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load the model a checkpoint holds, optionally insisting on its arch and shape."""
+    payload = load_checkpoint(path)
+    if "model" not in payload:
+        raise CheckpointError(f"{str(path)!r} holds no model")
+    entry = payload["model"]
+    wanted = {"arch": arch, "num_classes": num_classes, "in_channels": in_channels}
+    for attr, value in wanted.items():
+        if value is not None and entry.get(attr) != value:
+            raise CheckpointError(
+                f"{str(path)!r} holds {attr}={entry.get(attr)!r}, not the requested {value!r}"
+            )
+    return model_from_entry(entry, source=repr(str(path))), payload

@@ -1,0 +1,117 @@
+"""Distillation losses as plain functions. Equation numbers refer to the DIH paper
+(Asadian & Salehi-Abari, "Distilling knowledge via intermediate classifier heads")."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def softened(logits: Tensor, tau: float) -> Tensor:
+    """Softened probabilities ``softmax(z / tau)`` (Eq. 3 without the head's linear map)."""
+    return F.softmax(logits.float() / tau, dim=-1)
+
+
+def kd_loss_from_probs(student_logits: Tensor, teacher_probs: Tensor, tau: float) -> Tensor:
+    """``tau^2 * KL(P_T^tau || P_S^tau)``, batch mean, for teacher probabilities given directly."""
+    student_log_probs = F.log_softmax(student_logits.float() / tau, dim=-1)
+    kl = F.kl_div(student_log_probs, teacher_probs.float(), reduction="batchmean")
+    return tau**2 * kl
+
+
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, tau: float = 5.0) -> Tensor:
+    """Hinton's distillation loss, DIH paper Eq. 1: ``tau^2 * KL(P_T^tau || P_S^tau)``.
+
+    The batch mean of the KL divergence. Footnote 2 of the paper writes it with the
+    cross-entropy ``H(P_T^tau, P_S^tau)``, which differs only by the teacher's entropy, a
+    constant for the student, so the gradients are identical. The ``tau^2`` factor keeps the
+    gradient's scale roughly independent of the temperature. Teacher logits are treated as
+    constants (no gradient flows into the teacher).
+    """
+    return kd_loss_from_probs(student_logits, softened(teacher_logits.detach(), tau), tau)
+
+
+def kd_student_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor,
+    tau: float = 5.0,
+    alpha: float = 0.1,
+) -> dict[str, Tensor]:
+    """DIH paper Eq. 2: ``alpha * L_kd + (1 - alpha) * CE`` with the CE at tau = 1.
+
+    Returned as named terms (``kd``, ``ce``) whose sum is the loss.
+    """
+    return {
+        "kd": alpha * kd_loss(student_logits, teacher_logits, tau),
+        "ce": (1 - alpha) * F.cross_entropy(student_logits, labels),
+    }
+
+
+def dih_loss(student_logits: Tensor, cohort_logits: Tensor, tau: float = 5.0) -> Tensor:
+    """DIH paper Eq. 4: the mean of the k+1 KD losses (Eq. 1) over the cohort.
+
+    ``cohort_logits`` is ``[k+1, N, C]``: the k intermediate heads and the teacher's own
+    classifier. With no heads (k = 0) this is exactly :func:`kd_loss`.
+
+    Note: the authors' public code *sums* ``alpha*tau^2*KL + (1-alpha)*CE`` over the k+1 members,
+    which scales the KD term by k+1 and counts the CE term k+1 times. dihkit implements the
+    paper's equations (mean over members, CE once in Eq. 5).
+    """
+    members = cohort_logits.shape[0]
+    # One batched KL over [k+1, N, C], divided by N (batch mean) and by k+1 (Eq. 4's mean).
+    teacher_probs = softened(cohort_logits.detach(), tau)
+    student_log_probs = F.log_softmax(student_logits.float() / tau, dim=-1).expand_as(teacher_probs)
+    kl = F.kl_div(student_log_probs, teacher_probs, reduction="sum") / student_logits.shape[0]
+    return tau**2 * kl / members
+
+
+def dih_student_loss(
+    student_logits: Tensor,
+    cohort_logits: Tensor,
+    labels: Tensor,
+    tau: float = 5.0,
+    alpha: float = 0.1,
+) -> dict[str, Tensor]:
+    """DIH paper Eq. 5: ``alpha * L_DIH + (1 - alpha) * CE``, as named terms (``dih``, ``ce``)."""
+    return {
+        "dih": alpha * dih_loss(student_logits, cohort_logits, tau),
+        "ce": (1 - alpha) * F.cross_entropy(student_logits, labels),
+    }
+
+
+def ensemble_kd_loss(student_logits: Tensor, cohort_logits: Tensor, tau: float = 5.0) -> Tensor:
+    """The ensemble variant of DIH paper Sec. 4.4: KD (Eq. 1) from the *average* of the cohort's
+    softened distributions, ``mean_M P_M^tau``, instead of the mean of the per-member losses."""
+    return kd_loss_from_probs(student_logits, ensemble_probs(cohort_logits.detach(), tau), tau)
+
+
+def hint_loss(student_hint: Tensor, teacher_hint: Tensor) -> Tensor:
+    """FitNets' hint loss (Romero et al. 2015, Eq. 3): mean squared error between the regressed
+    student feature map and the teacher's hint layer."""
+    return F.mse_loss(student_hint.float(), teacher_hint.detach().float())
+
+
+def mutual_loss(logits: Tensor, peer_logits: Tensor) -> Tensor:
+    """Deep mutual learning (Zhang et al. 2018, Eq. 2/3): ``KL(p_peer || p)`` at tau = 1, with the
+    peer's prediction held constant."""
+    return kd_loss(logits, peer_logits, tau=1.0)
+
+
+def ensemble_probs(cohort_logits: Tensor, tau: float) -> Tensor:
+    """Average of the cohort's softened distributions, ``[N, C]`` (what Sec. 4.4 distills from)."""
+    return softened(cohort_logits, tau).mean(dim=0)
+
+
+__all__ = [
+    "dih_loss",
+    "dih_student_loss",
+    "ensemble_kd_loss",
+    "ensemble_probs",
+    "hint_loss",
+    "kd_loss",
+    "kd_loss_from_probs",
+    "kd_student_loss",
+    "mutual_loss",
+    "softened",
+]

@@ -1,0 +1,386 @@
+"""The training loop shared by every method: SGD, a schedule, validation-based selection, resumable
+atomic checkpoints and a per-epoch history."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from dihkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from dihkit.data import Dataset, Split
+from dihkit.distill import Distiller
+from dihkit.loader import BatchLoader
+from dihkit.runtime import autocast, resolve_device, rng_state, set_rng_state, uses_channels_last
+
+SCHEDULES = ("cosine", "multistep")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. Defaults follow the DIH paper's recipe (SGD, Nesterov, momentum 0.9,
+    weight decay 5e-4), scaled down to a short run."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()  # multistep only; empty means 30%, 60% and 90% of the epochs
+    gamma: float = 0.1
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}"
+            )
+        self.milestones = tuple(int(m) for m in self.milestones)
+        if any(m < 1 or m > self.epochs for m in self.milestones):
+            raise ValueError(
+                f"milestones {self.milestones} must lie between 1 and epochs={self.epochs}"
+            )
+
+    def resolved_milestones(self) -> list[int]:
+        """The multistep milestones, defaulting to 30/60/90% of the run (60/120/180 of 200)."""
+        if self.milestones:
+            return sorted(self.milestones)
+        return sorted({max(1, round(self.epochs * f)) for f in (0.3, 0.6, 0.9)})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Rebuild from :func:`dataclasses.asdict` output, ignoring unknown keys."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclass
+class EpochRecord:
+    """One row of the training history."""
+
+    epoch: int
+    lr: float
+    train_loss: float
+    train_acc: float
+    val_acc: float
+    seconds: float
+    images_per_s: float
+    losses: dict[str, float] = field(default_factory=dict)
+    val_member_acc: list[float] = field(default_factory=list)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns. Test accuracy is measured once, at the end, for the last-epoch
+    weights and for the validation-selected (best) weights."""
+
+    history: list[EpochRecord]
+    best_epoch: int
+    best_val_acc: float
+    test_acc_best: float
+    test_acc_last: float
+    test_member_acc_best: list[float] = field(default_factory=list)
+    out_dir: str | None = None
+
+    def table(self) -> str:
+        """The history as a fixed-width text table."""
+        return format_history(self.history)
+
+
+def format_history(history: list[EpochRecord]) -> str:
+    """Render a history as a small text table (one row per epoch)."""
+    header = f"{'epoch':>5} {'lr':>8} {'loss':>8} {'train%':>7} {'val%':>7} {'sec':>6} {'img/s':>7}"
+    rows = [header]
+    for r in history:
+        rows.append(
+            f"{r.epoch:>5} {r.lr:>8.4f} {r.train_loss:>8.4f} {100 * r.train_acc:>7.2f} "
+            f"{100 * r.val_acc:>7.2f} {r.seconds:>6.1f} {r.images_per_s:>7.0f}"
+        )
+    return "\n".join(rows)
+
+
+def member_accuracy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Fraction correct: a scalar for ``[N, C]`` logits, one value per member for ``[M, N, C]``."""
+    return (logits.argmax(dim=-1) == labels).float().mean(dim=-1)
+
+
+@torch.no_grad()
+def evaluate(
+    predict: Callable[[Tensor], Tensor],
+    split: Split,
+    *,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    device: str | torch.device = "cpu",
+    batch_size: int = 1000,
+) -> Tensor:
+    """Accuracy of ``predict`` on a split; one value per member when it returns ``[M, N, C]``."""
+    device = resolve_device(device)
+    if len(split) == 0:
+        return torch.tensor(float("nan"))
+    loader = BatchLoader(
+        split,
+        batch_size,
+        mean=mean,
+        std=std,
+        device=device,
+        channels_last=uses_channels_last(device),
+    )
+    correct: Tensor | None = None
+    for images, labels in loader:
+        with autocast(device):
+            logits = predict(images)
+        hits = (logits.argmax(dim=-1) == labels).sum(dim=-1)
+        correct = hits if correct is None else correct + hits
+    return (correct.float() / len(split)).cpu()
+
+
+def _make_optimizer(distiller: Distiller, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in distiller.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"{type(distiller).__name__} has no trainable parameters")
+    return torch.optim.SGD(
+        params,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler:
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=config.resolved_milestones(), gamma=config.gamma
+    )
+
+
+def _check_compatible(distiller: Distiller, data: Dataset) -> None:
+    model = distiller.student
+    if getattr(model, "in_channels", data.spec.in_channels) != data.spec.in_channels:
+        raise ValueError(
+            f"model {getattr(model, 'arch', '?')} takes in_channels={model.in_channels} but "
+            f"{data.spec.name} images have {data.spec.in_channels} channel(s); "
+            f"build the model with in_channels={data.spec.in_channels}"
+        )
+    if getattr(model, "num_classes", data.spec.num_classes) != data.spec.num_classes:
+        raise ValueError(
+            f"model has num_classes={model.num_classes} but {data.spec.name} has "
+            f"{data.spec.num_classes} classes; build it with num_classes={data.spec.num_classes}"
+        )
+
+
+def fit(
+    distiller: Distiller,
+    data: Dataset,
+    config: TrainConfig | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    meta: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train ``distiller`` on ``data.train``, select on ``data.val``, report on ``data.test``.
+
+    Every step sums the named loss terms the distiller returns. With ``out_dir`` the run writes
+    ``last.pt`` after every epoch and ``best.pt`` whenever validation accuracy improves (both
+    atomically), plus ``history.json``; ``resume=True`` continues from ``last.pt`` and, on CPU,
+    ends with exactly the weights an uninterrupted run would have. On return the distiller holds
+    the validation-selected weights.
+    """
+    config = config or TrainConfig()
+    _check_compatible(distiller, data)
+    device = resolve_device(config.device)
+    channels_last = uses_channels_last(device)
+    distiller.to(device)
+    if channels_last:
+        distiller.to(memory_format=torch.channels_last)
+    optimizer = _make_optimizer(distiller, config)
+    scheduler = _make_scheduler(optimizer, config)
+    loader = BatchLoader(
+        data.train,
+        config.batch_size,
+        mean=data.spec.mean,
+        std=data.spec.std,
+        device=device,
+        shuffle=True,
+        augment=config.augment,
+        seed=config.seed,
+        channels_last=channels_last,
+        return_indices=distiller.needs_indices,
+    )
+    out_path = Path(out_dir) if out_dir is not None else None
+    history: list[EpochRecord] = []
+    best_epoch, best_val, best_state = 0, -math.inf, None
+    start_epoch = 0
+    base_payload = {
+        "method": distiller.method,
+        "dataset": data.spec.name,
+        "image_size": data.spec.image_size,
+        "config": asdict(config),
+        "meta": meta or {},
+    }
+
+    if resume and out_path is not None and (out_path / "last.pt").is_file():
+        state = load_checkpoint(out_path / "last.pt")
+        for key in ("method", "dataset"):
+            if state.get(key) != base_payload[key]:
+                raise CheckpointError(
+                    f"cannot resume: {out_path / 'last.pt'} was a {key}={state.get(key)!r} run, "
+                    f"this one is {key}={base_payload[key]!r}; use another --out folder"
+                )
+        distiller.load_checkpoint_state(state)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        history = [EpochRecord(**row) for row in state["history"]]
+        start_epoch = state["epoch"]
+        best_epoch, best_val = state["best"]["epoch"], state["best"]["val_acc"]
+        best_state = load_checkpoint(out_path / "best.pt") if best_epoch else None
+
+    epochs = tqdm(
+        range(start_epoch, config.epochs),
+        desc=f"{distiller.method} {distiller.describe()}",
+        disable=not progress,
+        unit="epoch",
+        initial=start_epoch,
+        total=config.epochs,
+    )
+    for epoch in epochs:
+        record = _train_one_epoch(distiller, loader, optimizer, device, epoch, progress)
+        scheduler.step()
+        member_acc = evaluate(
+            distiller.predict,
+            data.val,
+            mean=data.spec.mean,
+            std=data.spec.std,
+            device=device,
+            batch_size=config.eval_batch_size,
+        )
+        record.val_member_acc = [float(a) for a in member_acc.reshape(-1)]
+        record.val_acc = float(member_acc.mean())
+        history.append(record)
+        epochs.set_postfix(loss=f"{record.train_loss:.3f}", val=f"{100 * record.val_acc:.2f}%")
+
+        payload = {
+            **base_payload,
+            **distiller.checkpoint_state(),
+            "epoch": epoch + 1,
+            "history": [asdict(r) for r in history],
+        }
+        # With no validation data (val_fraction=0), the last epoch is the selected one.
+        improved = record.val_acc > best_val or math.isnan(record.val_acc)
+        if improved:
+            best_epoch, best_val = epoch + 1, record.val_acc
+            best_state = copy.deepcopy(payload)
+        payload["best"] = {"epoch": best_epoch, "val_acc": best_val}
+        if out_path is not None:
+            if improved:
+                save_checkpoint(out_path / "best.pt", {**payload})
+            save_checkpoint(
+                out_path / "last.pt",
+                {
+                    **payload,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rng_state(),
+                },
+            )
+            (out_path / "history.json").write_text(json.dumps(payload["history"], indent=1))
+
+    def test_acc() -> Tensor:
+        return evaluate(
+            distiller.predict,
+            data.test,
+            mean=data.spec.mean,
+            std=data.spec.std,
+            device=device,
+            batch_size=config.eval_batch_size,
+        )
+
+    last = test_acc()
+    if best_state is not None:
+        distiller.load_checkpoint_state(best_state)
+    best = test_acc()
+    result = FitResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_val_acc=float(best_val),
+        test_acc_best=float(best.mean()),
+        test_acc_last=float(last.mean()),
+        test_member_acc_best=[float(a) for a in best.reshape(-1)],
+        out_dir=str(out_path) if out_path is not None else None,
+    )
+    if out_path is not None:
+        summary = {k: v for k, v in asdict(result).items() if k != "history"}
+        (out_path / "summary.json").write_text(json.dumps(summary, indent=1))
+    return result
+
+
+def _train_one_epoch(
+    distiller: Distiller,
+    loader: BatchLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    epoch: int,
+    progress: bool,
+) -> EpochRecord:
+    distiller.train()
+    distiller.set_epoch(epoch)
+    loader.set_epoch(epoch)
+    lr = optimizer.param_groups[0]["lr"]
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    term_sums: dict[str, Tensor] = {}
+    seen = 0
+    start = time.perf_counter()
+    for batch in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
+        labels = batch[1]
+        with autocast(device):
+            logits, losses = distiller(*batch)
+            loss = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = labels.shape[0]
+        seen += n
+        loss_sum += loss.detach() * n
+        correct += member_accuracy(logits.detach(), labels).mean() * n
+        for name, term in losses.items():
+            term_sums[name] = term_sums.get(name, 0) + term.detach() * n
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return EpochRecord(
+        epoch=epoch + 1,
+        lr=lr,
+        train_loss=float(loss_sum) / seen,
+        train_acc=float(correct) / seen,
+        val_acc=float("nan"),
+        seconds=seconds,
+        images_per_s=seen / seconds,
+        losses={name: float(total) / seen for name, total in term_sums.items()},
+    )
