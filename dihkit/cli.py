@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--activation", choices=tuple(ACTIVATIONS), default="none")
     p.add_argument("--width", type=_positive_int, default=256, help="conv head width")
     _add_data_args(p, default=None)
-    _add_train_args(p, epochs=5, lr=0.05)
+    _add_train_args(p, epochs=10, lr=0.002)
     p.set_defaults(run=cmd_train_heads)
 
     p = sub.add_parser("distill", help="train a student with a distillation method")

@@ -3,6 +3,7 @@ atomic checkpoints and a per-epoch history."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -13,14 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from dihkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dihkit.data import Dataset, Split
 from dihkit.distill import Distiller
 from dihkit.loader import BatchLoader
-from dihkit.runtime import autocast, resolve_device, rng_state, set_rng_state, uses_channels_last
+from dihkit.runtime import (
+    autocast,
+    evaluating,
+    resolve_device,
+    rng_state,
+    set_rng_state,
+    uses_channels_last,
+)
 
 SCHEDULES = ("cosine", "multistep")
 
@@ -134,10 +142,27 @@ def evaluate(
     device: str | torch.device = "cpu",
     batch_size: int = 1000,
 ) -> Tensor:
-    """Accuracy of ``predict`` on a split; one value per member when it returns ``[M, N, C]``."""
+    """Accuracy of ``predict`` on a split; one value per member when it returns ``[M, N, C]``.
+
+    ``predict`` is a module or a module's bound method; that module is put in eval mode for the
+    evaluation (BatchNorm uses its running statistics) and restored afterwards.
+    """
     device = resolve_device(device)
     if len(split) == 0:
         return torch.tensor(float("nan"))
+    owner = predict if isinstance(predict, nn.Module) else getattr(predict, "__self__", None)
+    with evaluating(owner) if isinstance(owner, nn.Module) else contextlib.nullcontext():
+        return _evaluate(predict, split, mean, std, device, batch_size)
+
+
+def _evaluate(
+    predict: Callable[[Tensor], Tensor],
+    split: Split,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    device: torch.device,
+    batch_size: int,
+) -> Tensor:
     loader = BatchLoader(
         split,
         batch_size,

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Rebuilds the bundled teachers with the kit's own commands, on the CPU for repeatability
+# (about 20 minutes on 2 cores). Each teacher: train from scratch, train linear heads on the frozen
+# backbone, then export teacher + heads into data/teachers/ and record it in manifest.json.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DIHKIT=${DIHKIT:-.venv/bin/dihkit}
+for spec in ${TEACHERS:-resnet14:15 resnet20:15 resnet56:15}; do
+  arch=${spec%%:*}
+  epochs=${spec##*:}
+  train="dihkit train --model $arch --dataset fmnist-mini --epochs $epochs --seed 0 --device cpu --out runs/teachers/$arch --quiet"
+  heads="dihkit train-heads --teacher runs/teachers/$arch/best.pt --head linear --epochs 10 --lr 0.002 --seed 0 --device cpu --out runs/teachers/$arch-heads --quiet"
+  $DIHKIT ${train#dihkit }
+  $DIHKIT ${heads#dihkit }
+  $DIHKIT export-teacher "runs/teachers/$arch-heads/best.pt" --name "$arch" --command "$train && $heads"
+done
