@@ -1,4 +1,4 @@
-"""Shared fixtures: the embedded dataset and a tiny stratified slice of it for fast training tests."""
+"""Shared fixtures: the embedded dataset and a tiny stratified slice of it for fast tests."""
 
 from __future__ import annotations
 

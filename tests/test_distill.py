@@ -1,0 +1,151 @@
+"""Every method runs end to end from a bundled teacher; the distiller interface holds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import dihkit.pipeline as pipeline
+from dihkit.checkpoint import CheckpointError, model_entry, save_checkpoint
+from dihkit.cli import main
+from dihkit.models import build_model
+from dihkit.pipeline import METHOD_NAMES, DistillOptions, distill, load_teacher
+from dihkit.train import TrainConfig
+
+TEACHER = "resnet14"  # the smallest bundled teacher
+EXPECTED_TERMS = {
+    "ce": [{"ce"}],
+    "kd": [{"kd", "ce"}],
+    "dih": [{"dih", "ce"}],
+    "dih-ensemble": [{"kd_ensemble", "ce"}],
+    "fitnets": [{"hint"}, {"kd", "ce"}],
+    "dml": [{"ce", "kl", "peer_ce", "peer_kl"}],
+    "takd": [{"kd", "ce"}],
+}
+
+
+def test_every_method_has_expectations():
+    assert set(EXPECTED_TERMS) == set(METHOD_NAMES)
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_each_method_distils_end_to_end_from_a_bundled_teacher(method, tiny, tmp_path):
+    config = TrainConfig(epochs=2, batch_size=64, device="cpu")
+    options = DistillOptions(hint_epochs=1, assistant="resnet8", peer="resnet8")
+    distiller, result = distill(
+        method, TEACHER, "resnet8", tiny, config, options, out_dir=tmp_path, progress=False
+    )
+    terms = [set(r.losses) for r in result.history]
+    expected = EXPECTED_TERMS[method]
+    assert terms == (expected * 2 if len(expected) == 1 else expected)
+    assert all(torch.isfinite(torch.tensor(r.train_loss)) for r in result.history)
+    assert result.test_acc_best > 0.1  # above chance on 200 test images after 2 tiny epochs
+    assert (tmp_path / "best.pt").is_file()
+    if method == "takd":
+        assert (tmp_path / "assistant" / "best.pt").is_file()
+
+
+def test_teacher_is_untouched_by_distillation(tiny):
+    teacher = load_teacher(TEACHER)
+    before = {k: v.clone() for k, v in teacher.cohort.state_dict().items()}
+    monkey_teacher = pipeline.load_teacher
+    pipeline.load_teacher = lambda source: teacher
+    try:
+        distill(
+            "dih", TEACHER, "resnet8", tiny, TrainConfig(epochs=1, device="cpu"), progress=False
+        )
+    finally:
+        pipeline.load_teacher = monkey_teacher
+    for key, value in teacher.cohort.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_same_seed_gives_every_method_the_same_initial_student(tiny, monkeypatch):
+    initial = {}
+
+    def capture(distiller, *args, **kwargs):
+        initial[distiller.method] = {
+            k: v.clone() for k, v in distiller.student.state_dict().items()
+        }
+        return None
+
+    monkeypatch.setattr(pipeline, "fit", capture)
+    for method in ("ce", "kd", "dih", "dih-ensemble", "fitnets", "dml"):
+        distill(method, TEACHER, "resnet8", tiny, TrainConfig(epochs=1, seed=7), progress=False)
+    reference = initial.pop("ce")
+    for method, state in initial.items():
+        for key in reference:
+            assert torch.equal(reference[key], state[key]), (method, key)
+
+
+def test_dih_needs_a_teacher_with_heads(tiny, tmp_path):
+    plain = tmp_path / "plain.pt"
+    save_checkpoint(plain, {"model": model_entry(build_model("resnet8", 10, 1))})
+    with pytest.raises(CheckpointError, match="needs a teacher with trained heads"):
+        distill("dih", plain, "resnet8", tiny, TrainConfig(epochs=1), progress=False)
+
+
+def test_unknown_method_lists_the_choices(tiny):
+    with pytest.raises(ValueError, match="'hkd'.*ce, kd, dih"):
+        distill("hkd", TEACHER, "resnet8", tiny, TrainConfig(epochs=1), progress=False)
+
+
+def test_takd_without_an_assistant_is_a_clear_error(tiny):
+    with pytest.raises(ValueError, match="--assistant"):
+        distill("takd", TEACHER, "resnet8", tiny, TrainConfig(epochs=1), progress=False)
+
+
+@pytest.mark.parametrize(("field", "value"), [("tau", 0.0), ("alpha", 1.5)])
+def test_bad_tau_or_alpha_is_rejected(field, value):
+    with pytest.raises(ValueError, match=field):
+        DistillOptions(**{field: value})
+
+
+def test_fitnets_switches_from_hint_to_kd_stage(tiny):
+    from dihkit.baselines import FitNets
+
+    teacher = load_teacher(TEACHER).model
+    fitnets = FitNets(
+        build_model("resnet8", 10, 1), teacher, input_shape=(1, 28, 28), hint_epochs=2
+    )
+    assert (fitnets.student_position, fitnets.teacher_position) == ("layer2", "layer2")
+    fitnets.set_epoch(1)
+    assert fitnets.in_hint_stage
+    fitnets.set_epoch(2)
+    assert not fitnets.in_hint_stage
+
+
+def test_distill_cli_prints_best_and_last_test_accuracy(capsys, tmp_path):
+    code = main(
+        [
+            "distill",
+            "--method",
+            "kd",
+            "--teacher",
+            TEACHER,
+            "--student",
+            "resnet8",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "best epoch 1" in out and "last epoch test" in out
+
+
+def test_resuming_a_folder_of_another_method_is_refused(capsys, tiny, tmp_path):
+    config = TrainConfig(epochs=1, device="cpu")
+    distill("kd", TEACHER, "resnet8", tiny, config, out_dir=tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match="method='kd'"):
+        distill("dih", TEACHER, "resnet8", tiny, config, out_dir=tmp_path, resume=True)
+
+
+def test_unknown_bundled_teacher_lists_the_bundle(capsys):
+    code = main(["eval", "resnet999"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "resnet999" in err and "resnet56" in err

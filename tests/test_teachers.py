@@ -1,0 +1,55 @@
+"""The bundled teachers: present, intact, and as accurate as their manifest says."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import dihkit.teachers as teachers
+from dihkit.checkpoint import CheckpointError
+from dihkit.pipeline import cohort_accuracy, load_teacher
+from dihkit.teachers import bundled_path, read_manifest, sha256_of, teacher_names
+
+MANIFEST = read_manifest()
+
+
+def test_the_bundle_holds_at_least_resnet14_20_and_56():
+    assert {"resnet14", "resnet20", "resnet56"} <= set(teacher_names())
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_bundled_teacher_is_small_and_matches_its_sha256(name):
+    path = bundled_path(name)
+    assert sha256_of(path) == MANIFEST[name]["sha256"]
+    assert path.stat().st_size < 8 * 2**20
+    assert MANIFEST[name]["command"].startswith("dihkit train --model")
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_bundled_teacher_reproduces_its_manifest_accuracy(name, fmnist):
+    entry = MANIFEST[name]
+    teacher = load_teacher(name)
+    assert teacher.model.arch == entry["arch"]
+    accuracy = cohort_accuracy(teacher.cohort, fmnist, device="cpu")
+    assert list(accuracy) == entry["members"]
+    one_image = 1 / len(fmnist.test)
+    for member, val, test in zip(
+        entry["members"], entry["member_val_acc"], entry["member_test_acc"], strict=True
+    ):
+        assert accuracy[member]["val"] == pytest.approx(val, abs=one_image), member
+        assert accuracy[member]["test"] == pytest.approx(test, abs=one_image), member
+    assert entry["test_acc"] > 0.8
+
+
+def test_a_tampered_teacher_is_refused(tmp_path, monkeypatch):
+    name = sorted(MANIFEST)[0]
+    shutil.copytree(teachers.TEACHER_DIR, tmp_path / "teachers")
+    target = tmp_path / "teachers" / MANIFEST[name]["file"]
+    data = bytearray(target.read_bytes())
+    data[-100] ^= 0xFF
+    target.write_bytes(bytes(data))
+    monkeypatch.setattr(teachers, "TEACHER_DIR", tmp_path / "teachers")
+    monkeypatch.setattr(teachers, "MANIFEST", tmp_path / "teachers" / "manifest.json")
+    with pytest.raises(CheckpointError, match="does not match its sha256"):
+        bundled_path(name)
