@@ -1,4 +1,5 @@
-"""The ``dihkit`` command line: train, eval, train-heads, distill, teachers, tour."""
+"""The ``dihkit`` command line: train, eval, train-heads, distill, compare, benchmark, teachers,
+tour."""
 
 from __future__ import annotations
 
@@ -165,20 +166,14 @@ def cmd_train_heads(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from dihkit.checkpoint import load_checkpoint
-    from dihkit.pipeline import DistillOptions, distill
+    from dihkit.pipeline import distill
     from dihkit.teachers import resolve_checkpoint
 
     dataset = args.dataset
     if dataset is None and args.teacher is not None:
         dataset = load_checkpoint(resolve_checkpoint(args.teacher)).get("dataset")
     data = _dataset(args, dataset or "fmnist-mini")
-    options = DistillOptions(
-        tau=args.tau,
-        alpha=args.alpha,
-        hint_epochs=args.hint_epochs,
-        peer=args.peer,
-        assistant=args.assistant,
-    )
+    options = _distill_options(args)
     start = time.perf_counter()
     _, result = distill(
         args.method,
@@ -194,6 +189,57 @@ def cmd_distill(args: argparse.Namespace) -> int:
     print(result.table())
     print(_summary(result, f"{args.method} {args.teacher or ''} -> {args.student}"))
     print(f"wall time {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _distill_options(args: argparse.Namespace):
+    from dihkit.pipeline import DistillOptions
+
+    return DistillOptions(
+        tau=args.tau,
+        alpha=args.alpha,
+        hint_epochs=args.hint_epochs,
+        peer=args.peer,
+        assistant=args.assistant,
+    )
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from dihkit.experiments import comparison_table, run_comparison
+
+    data = _dataset(args, args.dataset or "fmnist-mini")
+    start = time.perf_counter()
+    records = run_comparison(
+        args.methods,
+        args.seeds,
+        args.teacher,
+        args.student,
+        data,
+        _config(args),
+        _distill_options(args),
+        out_dir=args.out,
+        progress=not args.quiet,
+    )
+    table = comparison_table(records)
+    print(table)
+    print(f"wall time {time.perf_counter() - start:.0f} s")
+    (Path(args.out) / "table.md").write_text(table + "\n")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from dihkit.benchmark import measure_throughput
+
+    data = _dataset(args)
+    print(f"{'model':<12} {'device':<6} {'batch':>5} {'train img/s':>12} {'infer img/s':>12}")
+    for arch in args.models:
+        t = measure_throughput(
+            arch, data, batch_size=args.batch_size, steps=args.steps, device=args.device
+        )
+        print(
+            f"{t.model:<12} {t.device:<6} {t.batch_size:>5} "
+            f"{t.train_images_per_s:>12.0f} {t.inference_images_per_s:>12.0f}"
+        )
     return 0
 
 
@@ -258,6 +304,20 @@ def cmd_tour(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_method_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher", help="checkpoint path or bundled teacher name (not for ce)")
+    p.add_argument("--student", required=True, choices=MODEL_NAMES, metavar="MODEL")
+    p.add_argument("--tau", type=float, default=5.0, help="temperature (paper: 5)")
+    p.add_argument(
+        "--alpha", type=float, default=0.1, help="weight of the KD/DIH term (paper: 0.1)"
+    )
+    p.add_argument("--hint-epochs", type=int, help="fitnets: hint-stage epochs (default 1/5)")
+    p.add_argument("--peer", choices=MODEL_NAMES, metavar="MODEL", help="dml: peer architecture")
+    p.add_argument("--assistant", choices=MODEL_NAMES, metavar="MODEL", help="takd: assistant")
+    _add_data_args(p, default=None)
+    _add_train_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dihkit.pipeline import METHOD_NAMES
 
@@ -292,16 +352,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("distill", help="train a student with a distillation method")
     p.add_argument("--method", required=True, choices=METHOD_NAMES)
-    p.add_argument("--teacher", help="checkpoint path or bundled teacher name (not for ce)")
-    p.add_argument("--student", required=True, choices=MODEL_NAMES, metavar="MODEL")
-    p.add_argument("--tau", type=float, default=5.0)
-    p.add_argument("--alpha", type=float, default=0.1)
-    p.add_argument("--hint-epochs", type=int, help="fitnets: hint-stage epochs (default 1/5)")
-    p.add_argument("--peer", choices=MODEL_NAMES, metavar="MODEL", help="dml: peer architecture")
-    p.add_argument("--assistant", choices=MODEL_NAMES, metavar="MODEL", help="takd: assistant")
-    _add_data_args(p, default=None)
-    _add_train_args(p)
+    _add_method_args(p)
     p.set_defaults(run=cmd_distill)
+
+    p = sub.add_parser("compare", help="several methods x seeds: mean +/- std and paired diffs")
+    p.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=["ce", "kd", "dih"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    _add_method_args(p)
+    p.set_defaults(run=cmd_compare)
+
+    p = sub.add_parser("benchmark", help="training and inference images/s of models")
+    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=["resnet8", "resnet56"])
+    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--steps", type=_positive_int, default=30)
+    p.add_argument("--device", default="auto")
+    _add_data_args(p)
+    p.set_defaults(run=cmd_benchmark)
 
     p = sub.add_parser("teachers", help="list the bundled teachers")
     p.set_defaults(run=cmd_teachers)

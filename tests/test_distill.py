@@ -45,17 +45,12 @@ def test_each_method_distils_end_to_end_from_a_bundled_teacher(method, tiny, tmp
         assert (tmp_path / "assistant" / "best.pt").is_file()
 
 
-def test_teacher_is_untouched_by_distillation(tiny):
+def test_teacher_is_untouched_by_distillation(tiny, monkeypatch):
     teacher = load_teacher(TEACHER)
     before = {k: v.clone() for k, v in teacher.cohort.state_dict().items()}
-    monkey_teacher = pipeline.load_teacher
-    pipeline.load_teacher = lambda source: teacher
-    try:
-        distill(
-            "dih", TEACHER, "resnet8", tiny, TrainConfig(epochs=1, device="cpu"), progress=False
-        )
-    finally:
-        pipeline.load_teacher = monkey_teacher
+    monkeypatch.setattr(pipeline, "load_teacher", lambda source: teacher)
+    config = TrainConfig(epochs=1, device="cpu")
+    distill("dih", TEACHER, "resnet8", tiny, config, progress=False)
     for key, value in teacher.cohort.state_dict().items():
         assert torch.equal(value, before[key]), key
 
