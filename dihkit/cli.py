@@ -34,6 +34,9 @@ def _add_data_args(parser: argparse.ArgumentParser, default: str | None = "fmnis
     group.add_argument("--data-dir", help="folder holding the dataset files (CIFAR, Fashion-MNIST)")
     group.add_argument("--download", action="store_true", help="download the dataset if missing")
     group.add_argument("--val-fraction", type=float, default=0.1, help="held-out share of train")
+    group.add_argument(
+        "--train-per-class", type=_positive_int, help="keep only N training images per class"
+    )
 
 
 def _add_train_args(parser: argparse.ArgumentParser, epochs: int = 10, lr: float = 0.1) -> None:
@@ -74,6 +77,7 @@ def _dataset(args: argparse.Namespace, name: str | None = None) -> Dataset:
         data_dir=args.data_dir,
         download=args.download,
         val_fraction=args.val_fraction,
+        train_per_class=args.train_per_class,
     )
 
 

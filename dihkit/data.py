@@ -33,6 +33,7 @@ __all__ = [
     "Split",
     "dataset_spec",
     "load_dataset",
+    "per_class_subset",
     "stratified_indices",
     "stratified_split",
 ]
@@ -212,6 +213,15 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
     """
     rest_idx, held_idx = stratified_indices(split.labels, fraction, seed)
     return split.subset(rest_idx), split.subset(held_idx)
+
+
+def per_class_subset(split: Split, per_class: int) -> Split:
+    """The first ``per_class`` examples of every class, in split order (a smaller, still balanced
+    training set: the low-data regime where distillation matters most)."""
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise DataError(f"per_class must be a positive integer, got {per_class!r}")
+    keep = [torch.nonzero(split.labels == c).flatten()[:per_class] for c in split.labels.unique()]
+    return split.subset(torch.cat(keep).sort().values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,6 +458,7 @@ def load_dataset(
     download: bool = False,
     val_fraction: float = 0.1,
     split_seed: int = 0,
+    train_per_class: int | None = None,
 ) -> Dataset:
     """Load dataset ``name`` and carve a seeded stratified validation split from its train data.
 
@@ -455,6 +466,8 @@ def load_dataset(
     read from ``data_dir`` (``fashion-mnist`` also falls back to the Debian package path and
     ``~/.cache/dihkit``); with ``download=True`` missing files are fetched through torchvision
     into ``data_dir`` (default ``~/.cache/dihkit``). ``val_fraction`` must lie in [0, 1).
+    ``train_per_class`` keeps only that many training images per class (after the validation
+    split, which stays as it is).
     """
     key = _canonical_name(name)
     if isinstance(val_fraction, bool) or not 0.0 <= float(val_fraction) < 1.0:
@@ -470,4 +483,6 @@ def load_dataset(
         if class_names is not None and class_names != spec.class_names:
             spec = dataclasses.replace(spec, class_names=class_names)
     train, val = stratified_split(train_full, val_fraction, split_seed)
+    if train_per_class is not None:
+        train = per_class_subset(train, train_per_class)
     return Dataset(spec=spec, train=train, val=val, test=test)

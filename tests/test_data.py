@@ -315,3 +315,22 @@ def test_build_script_reproduces_committed_file(tmp_path):
         for key in old.files:
             assert np.array_equal(new[key], old[key]), key
     assert out.read_bytes() == FMNIST_MINI_PATH.read_bytes()
+
+
+def test_train_per_class_keeps_a_balanced_subset_and_the_full_validation_split():
+    from dihkit.data import load_dataset
+
+    full = load_dataset("fmnist-mini")
+    small = load_dataset("fmnist-mini", train_per_class=25)
+    assert torch.bincount(small.train.labels, minlength=10).tolist() == [25] * 10
+    assert torch.equal(small.val.labels, full.val.labels)
+    assert torch.equal(small.test.images, full.test.images)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5])
+def test_train_per_class_must_be_a_positive_integer(bad):
+    from dihkit.data import DataError, per_class_subset
+
+    split = load_dataset("fmnist-mini").test
+    with pytest.raises(DataError, match=str(bad)):
+        per_class_subset(split, bad)

@@ -122,6 +122,8 @@ def test_distill_cli_prints_best_and_last_test_accuracy(capsys, tmp_path):
             "resnet8",
             "--epochs",
             "1",
+            "--train-per-class",
+            "20",
             "--out",
             str(tmp_path),
             "--quiet",
