@@ -131,9 +131,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if teacher.cohort is not None:
         _print_members(cohort_accuracy(teacher.cohort, data, device=args.device))
         return 0
-    acc = evaluate(
-        teacher.model.eval(), data.test, mean=data.spec.mean, std=data.spec.std, device=args.device
-    )
+    acc = evaluate(teacher.model, data, "test", device=args.device)
     print(f"{teacher.model.arch} on {data.spec.name} test: {100 * float(acc):.2f}%")
     return 0
 

@@ -178,13 +178,7 @@ def cohort_accuracy(
     cohort.eval()
     result: dict[str, dict[str, float]] = {name: {} for name in cohort.member_names}
     for split_name in ("val", "test"):
-        acc = evaluate(
-            cohort,
-            getattr(data, split_name),
-            mean=data.spec.mean,
-            std=data.spec.std,
-            device=device,
-        )
+        acc = evaluate(cohort, data, split_name, device=device)
         for name, value in zip(cohort.member_names, acc.reshape(-1).tolist(), strict=True):
             result[name][split_name] = value
     return result

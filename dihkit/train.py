@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from dihkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from dihkit.data import Dataset, Split
+from dihkit.data import Dataset
 from dihkit.distill import Distiller
 from dihkit.loader import BatchLoader
 from dihkit.runtime import (
@@ -132,52 +132,47 @@ def member_accuracy(logits: Tensor, labels: Tensor) -> Tensor:
     return (logits.argmax(dim=-1) == labels).float().mean(dim=-1)
 
 
+SPLITS = ("train", "val", "test")
+
+
 @torch.no_grad()
 def evaluate(
     predict: Callable[[Tensor], Tensor],
-    split: Split,
+    data: Dataset,
+    split: str = "test",
     *,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
     device: str | torch.device = "cpu",
     batch_size: int = 1000,
 ) -> Tensor:
-    """Accuracy of ``predict`` on a split; one value per member when it returns ``[M, N, C]``.
+    """Accuracy of ``predict`` on one split of ``data``; one value per member when ``predict``
+    returns ``[M, N, C]`` (a cohort), a scalar for ``[N, C]``; NaN for an empty split.
 
     ``predict`` is a module or a module's bound method; that module is put in eval mode for the
     evaluation (BatchNorm uses its running statistics) and restored afterwards.
     """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     device = resolve_device(device)
-    if len(split) == 0:
+    images = getattr(data, split)
+    if len(images) == 0:
         return torch.tensor(float("nan"))
-    owner = predict if isinstance(predict, nn.Module) else getattr(predict, "__self__", None)
-    with evaluating(owner) if isinstance(owner, nn.Module) else contextlib.nullcontext():
-        return _evaluate(predict, split, mean, std, device, batch_size)
-
-
-def _evaluate(
-    predict: Callable[[Tensor], Tensor],
-    split: Split,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    device: torch.device,
-    batch_size: int,
-) -> Tensor:
     loader = BatchLoader(
-        split,
+        images,
         batch_size,
-        mean=mean,
-        std=std,
+        mean=data.spec.mean,
+        std=data.spec.std,
         device=device,
         channels_last=uses_channels_last(device),
     )
+    owner = predict if isinstance(predict, nn.Module) else getattr(predict, "__self__", None)
     correct: Tensor | None = None
-    for images, labels in loader:
-        with autocast(device):
-            logits = predict(images)
-        hits = (logits.argmax(dim=-1) == labels).sum(dim=-1)
-        correct = hits if correct is None else correct + hits
-    return (correct.float() / len(split)).cpu()
+    with evaluating(owner) if isinstance(owner, nn.Module) else contextlib.nullcontext():
+        for batch_images, labels in loader:
+            with autocast(device):
+                logits = predict(batch_images)
+            hits = (logits.argmax(dim=-1) == labels).sum(dim=-1)
+            correct = hits if correct is None else correct + hits
+    return (correct.float() / len(images)).cpu()
 
 
 def _make_optimizer(distiller: Distiller, config: TrainConfig) -> torch.optim.Optimizer:
@@ -286,6 +281,11 @@ def fit(
         best_epoch, best_val = state["best"]["epoch"], state["best"]["val_acc"]
         best_state = load_checkpoint(out_path / "best.pt") if best_epoch else None
 
+    def accuracy_on(split: str) -> Tensor:
+        return evaluate(
+            distiller.predict, data, split, device=device, batch_size=config.eval_batch_size
+        )
+
     epochs = tqdm(
         range(start_epoch, config.epochs),
         desc=f"{distiller.method} {distiller.describe()}",
@@ -297,14 +297,7 @@ def fit(
     for epoch in epochs:
         record = _train_one_epoch(distiller, loader, optimizer, device, epoch, progress)
         scheduler.step()
-        member_acc = evaluate(
-            distiller.predict,
-            data.val,
-            mean=data.spec.mean,
-            std=data.spec.std,
-            device=device,
-            batch_size=config.eval_batch_size,
-        )
+        member_acc = accuracy_on("val")
         record.val_member_acc = [float(a) for a in member_acc.reshape(-1)]
         record.val_acc = float(member_acc.mean())
         history.append(record)
@@ -336,20 +329,10 @@ def fit(
             )
             (out_path / "history.json").write_text(json.dumps(payload["history"], indent=1))
 
-    def test_acc() -> Tensor:
-        return evaluate(
-            distiller.predict,
-            data.test,
-            mean=data.spec.mean,
-            std=data.spec.std,
-            device=device,
-            batch_size=config.eval_batch_size,
-        )
-
-    last = test_acc()
+    last = accuracy_on("test")
     if best_state is not None:
         distiller.load_checkpoint_state(best_state)
-    best = test_acc()
+    best = accuracy_on("test")
     result = FitResult(
         history=history,
         best_epoch=best_epoch,

@@ -120,3 +120,22 @@ def test_model_with_wrong_in_channels_for_the_data_is_a_clear_error(tiny):
 
 def test_multistep_milestones_default_to_the_papers_proportions():
     assert TrainConfig(epochs=200, schedule="multistep").resolved_milestones() == [60, 120, 180]
+
+
+def test_evaluate_uses_eval_mode_and_restores_the_previous_mode(tiny):
+    from dihkit.train import evaluate
+
+    model = build_model("resnet8", 10, 1).train()
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    first = evaluate(model, tiny, "val")
+    assert model.training  # restored
+    for key, value in model.state_dict().items():  # BatchNorm statistics were not updated
+        assert torch.equal(value, buffers[key]), key
+    assert torch.equal(first, evaluate(model, tiny, "val"))
+
+
+def test_evaluate_rejects_an_unknown_split(tiny):
+    from dihkit.train import evaluate
+
+    with pytest.raises(ValueError, match="'dev'.*train, val, test"):
+        evaluate(build_model("resnet8", 10, 1), tiny, "dev")
