@@ -83,8 +83,6 @@ def export_teacher(
     payload = load_checkpoint(checkpoint)
     keep = ("method", "dataset", "image_size", "config", "meta", "model", "heads", "epoch", "best")
     slim = {k: payload[k] for k in keep if k in payload}
-    slim.pop("format", None)
-    slim.pop("version", None)
     target = teacher_dir / f"{name}.pt"
     save_checkpoint(target, slim)
     manifest_path = teacher_dir / "manifest.json"

@@ -114,3 +114,19 @@ def test_unknown_device_lists_the_choices(capsys, tmp_path):
     )
     assert code == 2
     assert "tpu" in err and "cuda" in err and "cpu" in err
+
+
+def test_teachers_lists_the_bundle(capsys):
+    code, out, _ = run(capsys, "teachers")
+    assert code == 0
+    for name in ("resnet14", "resnet20", "resnet56"):
+        assert name in out
+
+
+def test_tour_shows_the_cohorts_and_trains_a_small_model(capsys, tmp_path):
+    code, out, _ = run(
+        capsys, "tour", "--model", "resnet8", "--epochs", "1", "--out", str(tmp_path), "--quiet"
+    )
+    assert code == 0
+    assert "bundled teacher resnet56" in out and "head3 (layer3)" in out
+    assert "resnet8: best epoch 1" in out
