@@ -31,6 +31,7 @@ from dihkit.runtime import (
 )
 
 SCHEDULES = ("cosine", "multistep")
+RESUME_MAY_CHANGE = ("device", "eval_batch_size")  # settings that do not alter the run
 
 
 @dataclass
@@ -272,6 +273,16 @@ def fit(
                     f"cannot resume: {out_path / 'last.pt'} was a {key}={state.get(key)!r} run, "
                     f"this one is {key}={base_payload[key]!r}; use another --out folder"
                 )
+        changed = [
+            f"{name}: {state['config'].get(name)!r} -> {value!r}"
+            for name, value in base_payload["config"].items()
+            if name not in RESUME_MAY_CHANGE and state["config"].get(name) != value
+        ]
+        if changed:
+            raise CheckpointError(
+                f"cannot resume {out_path / 'last.pt'} with other settings ({'; '.join(changed)}); "
+                "rerun with the original settings or use another --out folder"
+            )
         distiller.load_checkpoint_state(state)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

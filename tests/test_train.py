@@ -139,3 +139,20 @@ def test_evaluate_rejects_an_unknown_split(tiny):
 
     with pytest.raises(ValueError, match="'dev'.*train, val, test"):
         evaluate(build_model("resnet8", 10, 1), tiny, "dev")
+
+
+def test_resuming_with_other_settings_is_refused(tiny, tmp_path):
+    from dihkit.checkpoint import CheckpointError
+
+    train_model(
+        "resnet8", tiny, TrainConfig(epochs=1, device="cpu"), out_dir=tmp_path, progress=False
+    )
+    with pytest.raises(CheckpointError, match="lr: 0.1 -> 0.05"):
+        train_model(
+            "resnet8",
+            tiny,
+            TrainConfig(epochs=1, lr=0.05, device="cpu"),
+            out_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
