@@ -352,7 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(p, epochs=10, lr=0.002)
     p.set_defaults(run=cmd_train_heads)
 
-    p = sub.add_parser("distill", help="train a student with a distillation method")
+    p = sub.add_parser(
+        "distill",
+        help="train a student with a distillation method",
+        description=(
+            "Train a student from scratch with one method. dih follows the DIH paper: the mean "
+            "of the k+1 KD losses over the cohort (Eq. 4) plus (1-alpha)*CE once (Eq. 5). The "
+            "authors' public code instead sums alpha*tau^2*KL + (1-alpha)*CE over the k+1 "
+            "members (CE counted k+1 times) and selects checkpoints on the test set; dihkit "
+            "selects on the validation split."
+        ),
+    )
     p.add_argument("--method", required=True, choices=METHOD_NAMES)
     _add_method_args(p)
     p.set_defaults(run=cmd_distill)
