@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIHKIT=${DIHKIT:-.venv/bin/dihkit}
-for spec in ${TEACHERS:-resnet14:15 resnet20:15 resnet56:15}; do
-  arch=${spec%%:*}
-  epochs=${spec##*:}
-  train="dihkit train --model $arch --dataset fmnist-mini --epochs $epochs --seed 0 --device cpu --out runs/teachers/$arch --quiet"
+# ARCH:EPOCHS:LR. The deep resnet56 needs a lower learning rate and more epochs to beat the
+# shallower teachers (at 15 epochs and lr 0.1 it reached only 83.7% validation accuracy).
+for spec in ${TEACHERS:-resnet14:15:0.1 resnet20:15:0.1 resnet56:30:0.05}; do
+  IFS=: read -r arch epochs lr <<<"$spec"
+  train="dihkit train --model $arch --dataset fmnist-mini --epochs $epochs --lr $lr --seed 0 --device cpu --out runs/teachers/$arch --quiet"
   heads="dihkit train-heads --teacher runs/teachers/$arch/best.pt --head linear --epochs 10 --lr 0.002 --seed 0 --device cpu --out runs/teachers/$arch-heads --quiet"
   $DIHKIT ${train#dihkit }
   $DIHKIT ${heads#dihkit }
