@@ -102,6 +102,6 @@ def test_load_model_checks_the_requested_shape(tmp_path):
 
 def test_pickle_protocol_errors_are_wrapped(tmp_path):
     path = tmp_path / "p.pt"
-    path.write_bytes(pickle.dumps({"a": 1}))
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=2))
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
