@@ -10,7 +10,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dihkit.checkpoint import CheckpointError
 from dihkit.data import DATASET_NAMES, Dataset, load_dataset
 from dihkit.heads import ACTIVATIONS, HEAD_TYPES
 from dihkit.models import MODEL_NAMES
@@ -81,6 +80,17 @@ def _dataset(args: argparse.Namespace, name: str | None = None) -> Dataset:
     )
 
 
+def _dataset_of(args: argparse.Namespace, checkpoint: str | None) -> Dataset:
+    """``--dataset`` if given, else the dataset the checkpoint was trained on, else fmnist-mini."""
+    from dihkit.checkpoint import load_checkpoint
+    from dihkit.teachers import resolve_checkpoint
+
+    name = args.dataset
+    if name is None and checkpoint is not None:
+        name = load_checkpoint(resolve_checkpoint(checkpoint)).get("dataset")
+    return _dataset(args, name or "fmnist-mini")
+
+
 def _summary(result: FitResult, label: str) -> str:
     return (
         f"{label}: best epoch {result.best_epoch} (val {100 * result.best_val_acc:.2f}%) "
@@ -119,14 +129,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from dihkit.checkpoint import load_checkpoint
     from dihkit.pipeline import check_fits_data, cohort_accuracy, load_teacher
-    from dihkit.teachers import resolve_checkpoint
 
-    path = resolve_checkpoint(args.checkpoint)
-    payload = load_checkpoint(path)
-    teacher = load_teacher(path)
-    data = _dataset(args, args.dataset or payload.get("dataset"))
+    teacher = load_teacher(args.checkpoint)
+    data = _dataset_of(args, args.checkpoint)
     check_fits_data(teacher.model, data, "checkpoint's model")
     if teacher.cohort is not None:
         _print_members(cohort_accuracy(teacher.cohort, data, device=args.device))
@@ -137,12 +143,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train_heads(args: argparse.Namespace) -> int:
-    from dihkit.checkpoint import load_checkpoint
     from dihkit.pipeline import cohort_accuracy, train_heads
-    from dihkit.teachers import resolve_checkpoint
 
-    dataset = args.dataset or load_checkpoint(resolve_checkpoint(args.teacher)).get("dataset")
-    data = _dataset(args, dataset)
+    data = _dataset_of(args, args.teacher)
     cohort, result = train_heads(
         args.teacher,
         data,
@@ -167,14 +170,9 @@ def cmd_train_heads(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from dihkit.checkpoint import load_checkpoint
     from dihkit.pipeline import distill
-    from dihkit.teachers import resolve_checkpoint
 
-    dataset = args.dataset
-    if dataset is None and args.teacher is not None:
-        dataset = load_checkpoint(resolve_checkpoint(args.teacher)).get("dataset")
-    data = _dataset(args, dataset or "fmnist-mini")
+    data = _dataset_of(args, args.teacher)
     options = _distill_options(args)
     start = time.perf_counter()
     _, result = distill(
@@ -209,7 +207,7 @@ def _distill_options(args: argparse.Namespace):
 def cmd_compare(args: argparse.Namespace) -> int:
     from dihkit.experiments import comparison_table, run_comparison
 
-    data = _dataset(args, args.dataset or "fmnist-mini")
+    data = _dataset_of(args, args.teacher)
     start = time.perf_counter()
     records = run_comparison(
         args.methods,
@@ -261,16 +259,13 @@ def cmd_teachers(args: argparse.Namespace) -> int:
 
 
 def cmd_export_teacher(args: argparse.Namespace) -> int:
-    from dihkit.checkpoint import load_checkpoint
     from dihkit.pipeline import cohort_accuracy, load_teacher
     from dihkit.teachers import export_teacher
 
-    payload = load_checkpoint(args.checkpoint)
     teacher = load_teacher(args.checkpoint)
-    if teacher.cohort is None:
-        raise CheckpointError(f"{args.checkpoint!r} has no heads; export a train-heads checkpoint")
-    data = _dataset(args, payload.get("dataset"))
-    accuracy = cohort_accuracy(teacher.cohort, data, device="cpu")
+    cohort = teacher.require_cohort("export-teacher")
+    data = _dataset_of(args, args.checkpoint)
+    accuracy = cohort_accuracy(cohort, data, device="cpu")
     entry = export_teacher(
         args.checkpoint,
         args.name,
@@ -407,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, CheckpointError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError and DataError included
         print(f"dihkit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
