@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: tour test lint format lab clean
+.PHONY: tour test lint format lab teachers benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ format: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+teachers: $(STAMP)  # rebuild the bundled teachers (about 30 minutes on 2 CPU cores)
+	DIHKIT=$(BIN)/dihkit bash data/teachers/build.sh
+
+benchmark: $(STAMP)
+	$(BIN)/dihkit benchmark --models resnet8 resnet20 resnet56
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
