@@ -105,3 +105,12 @@ def test_pickle_protocol_errors_are_wrapped(tmp_path):
     path.write_bytes(pickle.dumps({"a": 1}, protocol=2))
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
+
+
+def test_checkpoint_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    path = save_checkpoint(tmp_path / "m.pt", {"epoch": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
