@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled teachers with the kit's own commands, on the CPU for repeatability
-# (about 30 minutes on 2 cores: resnet56 alone trains at about 25 s per epoch). Each teacher: train from scratch, train linear heads on the frozen
-# backbone, then export teacher + heads into data/teachers/ and record it in manifest.json.
+# (about 30 minutes on 2 cores; resnet56 alone trains at about 25 s per epoch). Each teacher:
+# train from scratch, train linear heads on the frozen backbone, then export teacher + heads
+# into data/teachers/ and record it in manifest.json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIHKIT=${DIHKIT:-.venv/bin/dihkit}
