@@ -130,3 +130,30 @@ def test_tour_shows_the_cohorts_and_trains_a_small_model(capsys, tmp_path):
     assert code == 0
     assert "bundled teacher resnet56" in out and "head3 (layer3)" in out
     assert "resnet8: best epoch 1" in out
+
+
+def test_train_heads_reports_head_sizes_and_every_members_accuracy(capsys, tmp_path):
+    code, out, _ = run(
+        capsys,
+        "train-heads",
+        "--teacher",
+        "resnet14",
+        "--head",
+        "pooled",
+        "--epochs",
+        "1",
+        "--train-per-class",
+        "10",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    )
+    assert code == 0
+    assert "head1 (layer1): 170 parameters" in out  # (16 + 1) * 10
+    assert "head3 (layer3): 650 parameters" in out  # (64 + 1) * 10
+    assert "teacher" in out and "last epoch test" in out
+    assert (tmp_path / "cohort.json").is_file()
+    code, out, _ = run(capsys, "eval", str(tmp_path / "best.pt"))
+    assert code == 0
+    assert out.splitlines()[0].split() == ["member", "val%", "test%"]
+    assert len(out.splitlines()) == 5  # header, three heads, teacher

@@ -53,3 +53,23 @@ def test_a_tampered_teacher_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(teachers, "MANIFEST", tmp_path / "teachers" / "manifest.json")
     with pytest.raises(CheckpointError, match="does not match its sha256"):
         bundled_path(name)
+
+
+def test_export_keeps_weights_only_and_records_sha_and_command(tmp_path):
+    from dihkit.checkpoint import load_checkpoint
+    from dihkit.teachers import export_teacher
+
+    source = bundled_path("resnet14")
+    entry = export_teacher(
+        source,
+        "copy",
+        command="dihkit train ...",
+        accuracies={"test_acc": 0.5},
+        teacher_dir=tmp_path,
+    )
+    assert entry["sha256"] == sha256_of(tmp_path / "copy.pt")
+    assert entry["command"] == "dihkit train ..." and entry["arch"] == "resnet14"
+    assert read_manifest(tmp_path / "manifest.json")["copy"] == entry
+    payload = load_checkpoint(tmp_path / "copy.pt")
+    assert "optimizer" not in payload and "rng" not in payload
+    assert {"model", "heads"} <= set(payload)
