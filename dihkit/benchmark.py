@@ -5,6 +5,7 @@ Speed is measured here, never asserted in tests."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -69,29 +70,36 @@ def measure_throughput(
             epoch += 1
 
     stream = batches()
-    model.train()
-    for step in range(warmup + steps):
-        if step == warmup:
-            _sync(dev)
-            start = time.perf_counter()
+
+    def train_step() -> None:
         images, labels = next(stream)
         with autocast(dev):
             loss = F.cross_entropy(model(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    _sync(dev)
-    train_rate = steps * batch_size / (time.perf_counter() - start)
 
+    def inference_step() -> None:
+        images, _ = next(stream)
+        with torch.inference_mode(), autocast(dev):
+            model(images)
+
+    model.train()
+    train_rate = _images_per_s(train_step, steps, warmup, batch_size, dev)
     model.eval()
-    with torch.inference_mode():
-        for step in range(warmup + steps):
-            if step == warmup:
-                _sync(dev)
-                start = time.perf_counter()
-            images, _ = next(stream)
-            with autocast(dev):
-                model(images)
-        _sync(dev)
-    infer_rate = steps * batch_size / (time.perf_counter() - start)
+    infer_rate = _images_per_s(inference_step, steps, warmup, batch_size, dev)
     return Throughput(arch, str(dev), batch_size, train_rate, infer_rate)
+
+
+def _images_per_s(
+    step: Callable[[], None], steps: int, warmup: int, batch_size: int, device: torch.device
+) -> float:
+    """Run ``warmup`` untimed steps, then time ``steps`` steps of ``batch_size`` images."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return steps * batch_size / (time.perf_counter() - start)
