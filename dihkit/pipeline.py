@@ -29,14 +29,26 @@ from dihkit.train import FitResult, TrainConfig, evaluate, fit
 
 @dataclass
 class Teacher:
-    """A loaded teacher checkpoint: the model and, if it has trained heads, its cohort."""
+    """A loaded teacher checkpoint: the model and, if it has trained heads, their saved entry.
+
+    The cohort is built on first use, so methods that only need the teacher (KD, FitNets,
+    TAKD) do not tap its stages.
+    """
 
     model: nn.Module
-    cohort: Cohort | None
     source: str
-    payload: dict[str, Any] = field(repr=False, default_factory=dict)
+    heads_entry: dict[str, Any] | None = field(default=None, repr=False)
+    _cohort: Cohort | None = field(default=None, init=False, repr=False)
+
+    @property
+    def cohort(self) -> Cohort | None:
+        """Teacher plus trained heads, or None if the checkpoint has no heads."""
+        if self._cohort is None and self.heads_entry is not None:
+            self._cohort = cohort_from_entry(self.model, self.heads_entry)
+        return self._cohort
 
     def require_cohort(self, method: str) -> Cohort:
+        """The cohort, or a clear error naming ``method`` if the teacher has no heads."""
         if self.cohort is None:
             raise CheckpointError(
                 f"method {method!r} needs a teacher with trained heads, but {self.source!r} has "
@@ -47,10 +59,8 @@ class Teacher:
 
 def load_teacher(source: str | Path) -> Teacher:
     """Load a teacher from a checkpoint path or a bundled teacher's name."""
-    path = resolve_checkpoint(source)
-    model, payload = load_model(path)
-    cohort = cohort_from_entry(model, payload["heads"]) if "heads" in payload else None
-    return Teacher(model=model, cohort=cohort, source=str(source), payload=payload)
+    model, payload = load_model(resolve_checkpoint(source))
+    return Teacher(model=model, source=str(source), heads_entry=payload.get("heads"))
 
 
 def check_fits_data(model: nn.Module, data: Dataset, role: str) -> None:
@@ -175,7 +185,6 @@ def cohort_accuracy(
     cohort: Cohort, data: Dataset, device: str = "auto"
 ) -> dict[str, dict[str, float]]:
     """Validation and test accuracy of each cohort member: ``{member: {"val": .., "test": ..}}``."""
-    cohort.eval()
     result: dict[str, dict[str, float]] = {name: {} for name in cohort.member_names}
     for split_name in ("val", "test"):
         acc = evaluate(cohort, data, split_name, device=device)
@@ -250,4 +259,4 @@ def _train_assistant(
         progress=progress,
         meta={"teacher": teacher.source, "role": "takd assistant"},
     )
-    return Teacher(model=assistant, cohort=None, source=f"assistant {options.assistant}")
+    return Teacher(model=assistant, source=f"assistant {options.assistant}")
