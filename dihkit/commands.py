@@ -1,0 +1,261 @@
+"""What each ``dihkit`` command does, given its parsed arguments (the parser is in
+:mod:`dihkit.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dihkit.data import Dataset, load_dataset
+from dihkit.train import FitResult, TrainConfig, evaluate
+
+if TYPE_CHECKING:
+    from dihkit.pipeline import DistillOptions
+
+
+def config_from(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        milestones=tuple(args.milestones),
+        augment=not args.no_augment,
+        seed=args.seed,
+        device=args.device,
+    )
+
+
+def _dataset(args: argparse.Namespace, name: str | None = None) -> Dataset:
+    return load_dataset(
+        name or args.dataset,
+        data_dir=args.data_dir,
+        download=args.download,
+        val_fraction=args.val_fraction,
+        train_per_class=args.train_per_class,
+    )
+
+
+def _dataset_of(args: argparse.Namespace, checkpoint: str | None) -> Dataset:
+    """``--dataset`` if given, else the dataset the checkpoint was trained on, else fmnist-mini."""
+    from dihkit.checkpoint import load_checkpoint
+    from dihkit.teachers import resolve_checkpoint
+
+    name = args.dataset
+    if name is None and checkpoint is not None:
+        name = load_checkpoint(resolve_checkpoint(checkpoint)).get("dataset")
+    return _dataset(args, name or "fmnist-mini")
+
+
+def _summary(result: FitResult, label: str) -> str:
+    return (
+        f"{label}: best epoch {result.best_epoch} (val {100 * result.best_val_acc:.2f}%) "
+        f"test {100 * result.test_acc_best:.2f}% | "
+        f"last epoch test {100 * result.test_acc_last:.2f}%"
+    )
+
+
+def _print_members(accuracy: dict[str, dict[str, float]]) -> None:
+    print(f"{'member':<24} {'val%':>7} {'test%':>7}")
+    for name, acc in accuracy.items():
+        print(f"{name:<24} {100 * acc['val']:>7.2f} {100 * acc['test']:>7.2f}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dihkit.pipeline import train_model
+
+    data = _dataset(args)
+    if args.in_channels is not None and args.in_channels != data.spec.in_channels:
+        raise ValueError(
+            f"--in-channels {args.in_channels} does not match {data.spec.name}, whose images "
+            f"have {data.spec.in_channels} channel(s); drop --in-channels or pick another dataset"
+        )
+    _, result = train_model(
+        args.model,
+        data,
+        config_from(args),
+        out_dir=args.out,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    print(result.table())
+    print(_summary(result, f"{args.model} on {data.spec.name}"))
+    print(f"checkpoints: {Path(args.out) / 'best.pt'}, {Path(args.out) / 'last.pt'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dihkit.pipeline import check_fits_data, cohort_accuracy, load_teacher
+
+    teacher = load_teacher(args.checkpoint)
+    data = _dataset_of(args, args.checkpoint)
+    check_fits_data(teacher.model, data, "checkpoint's model")
+    if teacher.cohort is not None:
+        _print_members(cohort_accuracy(teacher.cohort, data, device=args.device))
+        return 0
+    acc = evaluate(teacher.model, data, "test", device=args.device)
+    print(f"{teacher.model.arch} on {data.spec.name} test: {100 * float(acc):.2f}%")
+    return 0
+
+
+def cmd_train_heads(args: argparse.Namespace) -> int:
+    from dihkit.pipeline import cohort_accuracy, train_heads
+
+    data = _dataset_of(args, args.teacher)
+    cohort, result = train_heads(
+        args.teacher,
+        data,
+        config_from(args),
+        kind=args.head,
+        positions=args.positions,
+        activation=args.activation,
+        width=args.width,
+        out_dir=args.out,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    print(result.table())
+    counts = cohort.head_parameter_counts()
+    for name, count in zip(cohort.member_names, counts, strict=False):
+        print(f"{name}: {count:,} parameters")
+    print(_summary(result, f"{args.head} heads (mean over heads)"))
+    accuracy = cohort_accuracy(cohort, data, device=args.device)
+    _print_members(accuracy)
+    (Path(args.out) / "cohort.json").write_text(json.dumps(accuracy, indent=1))
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from dihkit.pipeline import distill
+
+    data = _dataset_of(args, args.teacher)
+    options = _distill_options(args)
+    start = time.perf_counter()
+    _, result = distill(
+        args.method,
+        args.teacher,
+        args.student,
+        data,
+        config_from(args),
+        options,
+        out_dir=args.out,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    print(result.table())
+    print(_summary(result, f"{args.method} {args.teacher or ''} -> {args.student}"))
+    print(f"wall time {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _distill_options(args: argparse.Namespace) -> DistillOptions:
+    from dihkit.pipeline import DistillOptions
+
+    return DistillOptions(
+        tau=args.tau,
+        alpha=args.alpha,
+        hint_epochs=args.hint_epochs,
+        peer=args.peer,
+        assistant=args.assistant,
+    )
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from dihkit.experiments import comparison_table, run_comparison
+
+    data = _dataset_of(args, args.teacher)
+    start = time.perf_counter()
+    records = run_comparison(
+        args.methods,
+        args.seeds,
+        args.teacher,
+        args.student,
+        data,
+        config_from(args),
+        _distill_options(args),
+        out_dir=args.out,
+        progress=not args.quiet,
+    )
+    table = comparison_table(records)
+    print(table)
+    print(f"wall time {time.perf_counter() - start:.0f} s")
+    (Path(args.out) / "table.md").write_text(table + "\n")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from dihkit.benchmark import measure_throughput
+
+    data = _dataset(args)
+    print(f"{'model':<12} {'device':<6} {'batch':>5} {'train img/s':>12} {'infer img/s':>12}")
+    for arch in args.models:
+        t = measure_throughput(
+            arch, data, batch_size=args.batch_size, steps=args.steps, device=args.device
+        )
+        print(
+            f"{t.model:<12} {t.device:<6} {t.batch_size:>5} "
+            f"{t.train_images_per_s:>12.0f} {t.inference_images_per_s:>12.0f}"
+        )
+    return 0
+
+
+def cmd_teachers(args: argparse.Namespace) -> int:
+    from dihkit.teachers import read_manifest
+
+    manifest = read_manifest()
+    if not manifest:
+        print("no bundled teachers")
+    for name, entry in sorted(manifest.items()):
+        members = ", ".join(f"{100 * a:.1f}" for a in entry.get("member_test_acc", []))
+        print(
+            f"{name:<10} {entry['arch']:<10} {entry['dataset']:<12} "
+            f"test {100 * entry['test_acc']:.2f}%  heads+teacher test [{members}]"
+        )
+    return 0
+
+
+def cmd_export_teacher(args: argparse.Namespace) -> int:
+    from dihkit.pipeline import cohort_accuracy, load_teacher
+    from dihkit.teachers import export_teacher
+
+    teacher = load_teacher(args.checkpoint)
+    cohort = teacher.require_cohort("export-teacher")
+    data = _dataset_of(args, args.checkpoint)
+    accuracy = cohort_accuracy(cohort, data, device="cpu")
+    entry = export_teacher(
+        args.checkpoint,
+        args.name,
+        command=args.command,
+        accuracies={
+            "val_acc": accuracy["teacher"]["val"],
+            "test_acc": accuracy["teacher"]["test"],
+            "members": list(accuracy),
+            "member_val_acc": [a["val"] for a in accuracy.values()],
+            "member_test_acc": [a["test"] for a in accuracy.values()],
+        },
+    )
+    print(json.dumps(entry, indent=1))
+    return 0
+
+
+def cmd_tour(args: argparse.Namespace) -> int:
+    from dihkit.pipeline import cohort_accuracy, load_teacher, train_model
+    from dihkit.teachers import teacher_names
+
+    data = load_dataset("fmnist-mini")
+    print(
+        f"fmnist-mini: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test images"
+    )
+    for name in teacher_names():
+        print(f"\nbundled teacher {name} and its heads (the DIH cohort):")
+        _print_members(cohort_accuracy(load_teacher(name).cohort, data, device=args.device))
+    print(f"\ntraining a small teacher ({args.model}, {args.epochs} epochs) on fmnist-mini ...")
+    config = TrainConfig(epochs=args.epochs, device=args.device)
+    _, result = train_model(args.model, data, config, out_dir=args.out, progress=not args.quiet)
+    print(result.table())
+    print(_summary(result, args.model))
+    return 0
