@@ -18,15 +18,19 @@ HEAD_TYPES = ("linear", "pooled", "conv")
 ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
+def _activation(name: str) -> list[nn.Module]:
+    """The optional non-linearity g of Eq. 3 as a (possibly empty) list of layers."""
+    layer = ACTIVATIONS[name]
+    return [] if layer is None else [layer()]
+
+
 class LinearHead(nn.Sequential):
     """DIH paper Eq. 3: ``z_h = g(W a_i + b)`` on the flattened activation, ``(N_i + 1) * C``
     parameters. ``activation`` is the optional non-linearity g ("none", "relu" or "tanh")."""
 
     def __init__(self, feature_shape: Sequence[int], num_classes: int, activation: str = "none"):
         layers: list[nn.Module] = [nn.Flatten(), nn.Linear(_numel(feature_shape), num_classes)]
-        if ACTIVATIONS[activation] is not None:
-            layers.append(ACTIVATIONS[activation]())
-        super().__init__(*layers)
+        super().__init__(*layers, *_activation(activation))
 
 
 class PooledHead(nn.Sequential):
@@ -38,9 +42,7 @@ class PooledHead(nn.Sequential):
             nn.Flatten(),
             nn.Linear(feature_shape[0], num_classes),
         ]
-        if ACTIVATIONS[activation] is not None:
-            layers.append(ACTIVATIONS[activation]())
-        super().__init__(*layers)
+        super().__init__(*layers, *_activation(activation))
 
 
 class ConvHead(nn.Sequential):
@@ -69,9 +71,7 @@ class ConvHead(nn.Sequential):
             nn.ReLU(inplace=True),
             nn.Linear(width, num_classes),
         ]
-        if ACTIVATIONS[activation] is not None:
-            layers.append(ACTIVATIONS[activation]())
-        super().__init__(*layers)
+        super().__init__(*layers, *_activation(activation))
 
 
 HEAD_CLASSES = {"linear": LinearHead, "pooled": PooledHead, "conv": ConvHead}

@@ -140,3 +140,11 @@ def test_stage_taps_return_logits_and_features_in_order():
 def test_cohort_rejects_mismatched_positions_and_heads(teacher):
     with pytest.raises(ValueError, match="2 positions but 1 heads"):
         Cohort(teacher, ["layer1", "layer2"], [torch.nn.Identity()], {})
+
+
+def test_optional_nonlinearity_is_applied_to_the_head_output(teacher):
+    cohort = mount_heads(teacher, "linear", input_shape=(1, 28, 28), activation="relu").eval()
+    with torch.no_grad():
+        heads_out = cohort(torch.randn(4, 1, 28, 28))[:-1]
+    assert (heads_out >= 0).all()
+    assert cohort.head_parameter_counts()[2] == (64 * 7 * 7 + 1) * 10  # g adds no parameters
