@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dihkit.data import Dataset, load_dataset
-from dihkit.train import FitResult, TrainConfig, evaluate
+from dihkit.evaluation import evaluate
+from dihkit.train import FitResult, TrainConfig
 
 if TYPE_CHECKING:
     from dihkit.pipeline import DistillOptions

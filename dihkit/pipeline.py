@@ -20,11 +20,12 @@ from dihkit.distill import (
     IntermediateHeads,
     KnowledgeDistillation,
 )
+from dihkit.evaluation import evaluate
 from dihkit.heads import Cohort, cohort_from_entry, mount_heads
 from dihkit.models import build_model
 from dihkit.runtime import seed_everything
 from dihkit.teachers import resolve_checkpoint
-from dihkit.train import FitResult, TrainConfig, evaluate, fit
+from dihkit.train import FitResult, TrainConfig, fit
 
 
 @dataclass

@@ -123,7 +123,7 @@ def test_multistep_milestones_default_to_the_papers_proportions():
 
 
 def test_evaluate_uses_eval_mode_and_restores_the_previous_mode(tiny):
-    from dihkit.train import evaluate
+    from dihkit.evaluation import evaluate
 
     model = build_model("resnet8", 10, 1).train()
     buffers = {k: v.clone() for k, v in model.state_dict().items()}
@@ -135,7 +135,7 @@ def test_evaluate_uses_eval_mode_and_restores_the_previous_mode(tiny):
 
 
 def test_evaluate_rejects_an_unknown_split(tiny):
-    from dihkit.train import evaluate
+    from dihkit.evaluation import evaluate
 
     with pytest.raises(ValueError, match="'dev'.*train, val, test"):
         evaluate(build_model("resnet8", 10, 1), tiny, "dev")
