@@ -11,6 +11,7 @@ from dihkit import commands
 from dihkit.data import DATASET_NAMES
 from dihkit.heads import ACTIVATIONS, HEAD_TYPES
 from dihkit.models import MODEL_NAMES
+from dihkit.pipeline import METHOD_NAMES
 from dihkit.runtime import DEVICE_CHOICES
 from dihkit.train import SCHEDULES
 
@@ -69,8 +70,6 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dihkit.pipeline import METHOD_NAMES
-
     parser = argparse.ArgumentParser(
         prog="dihkit",
         description="Knowledge distillation via intermediate heads: a teaching kit.",

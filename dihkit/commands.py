@@ -7,14 +7,23 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from dihkit.benchmark import measure_throughput
+from dihkit.checkpoint import load_checkpoint
 from dihkit.data import Dataset, load_dataset
 from dihkit.evaluation import evaluate
+from dihkit.experiments import comparison_table, run_comparison
+from dihkit.pipeline import (
+    DistillOptions,
+    check_fits_data,
+    cohort_accuracy,
+    distill,
+    load_teacher,
+    train_heads,
+    train_model,
+)
+from dihkit.teachers import export_teacher, read_manifest, resolve_checkpoint, teacher_names
 from dihkit.train import FitResult, TrainConfig
-
-if TYPE_CHECKING:
-    from dihkit.pipeline import DistillOptions
 
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
@@ -43,8 +52,6 @@ def _dataset(args: argparse.Namespace, name: str | None = None) -> Dataset:
 
 def _dataset_of(args: argparse.Namespace, checkpoint: str | None) -> Dataset:
     """``--dataset`` if given, else the dataset the checkpoint was trained on, else fmnist-mini."""
-    from dihkit.checkpoint import load_checkpoint
-    from dihkit.teachers import resolve_checkpoint
 
     name = args.dataset
     if name is None and checkpoint is not None:
@@ -67,8 +74,6 @@ def _print_members(accuracy: dict[str, dict[str, float]]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from dihkit.pipeline import train_model
-
     data = _dataset(args)
     if args.in_channels is not None and args.in_channels != data.spec.in_channels:
         raise ValueError(
@@ -90,8 +95,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from dihkit.pipeline import check_fits_data, cohort_accuracy, load_teacher
-
     teacher = load_teacher(args.checkpoint)
     data = _dataset_of(args, args.checkpoint)
     check_fits_data(teacher.model, data, "checkpoint's model")
@@ -104,8 +107,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train_heads(args: argparse.Namespace) -> int:
-    from dihkit.pipeline import cohort_accuracy, train_heads
-
     data = _dataset_of(args, args.teacher)
     cohort, result = train_heads(
         args.teacher,
@@ -131,8 +132,6 @@ def cmd_train_heads(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from dihkit.pipeline import distill
-
     data = _dataset_of(args, args.teacher)
     options = _distill_options(args)
     start = time.perf_counter()
@@ -154,8 +153,6 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _distill_options(args: argparse.Namespace) -> DistillOptions:
-    from dihkit.pipeline import DistillOptions
-
     return DistillOptions(
         tau=args.tau,
         alpha=args.alpha,
@@ -166,8 +163,6 @@ def _distill_options(args: argparse.Namespace) -> DistillOptions:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from dihkit.experiments import comparison_table, run_comparison
-
     data = _dataset_of(args, args.teacher)
     start = time.perf_counter()
     records = run_comparison(
@@ -189,8 +184,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from dihkit.benchmark import measure_throughput
-
     data = _dataset(args)
     print(f"{'model':<12} {'device':<6} {'batch':>5} {'train img/s':>12} {'infer img/s':>12}")
     for arch in args.models:
@@ -205,8 +198,6 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_teachers(args: argparse.Namespace) -> int:
-    from dihkit.teachers import read_manifest
-
     manifest = read_manifest()
     if not manifest:
         print("no bundled teachers")
@@ -220,9 +211,6 @@ def cmd_teachers(args: argparse.Namespace) -> int:
 
 
 def cmd_export_teacher(args: argparse.Namespace) -> int:
-    from dihkit.pipeline import cohort_accuracy, load_teacher
-    from dihkit.teachers import export_teacher
-
     teacher = load_teacher(args.checkpoint)
     cohort = teacher.require_cohort("export-teacher")
     data = _dataset_of(args, args.checkpoint)
@@ -244,9 +232,6 @@ def cmd_export_teacher(args: argparse.Namespace) -> int:
 
 
 def cmd_tour(args: argparse.Namespace) -> int:
-    from dihkit.pipeline import cohort_accuracy, load_teacher, train_model
-    from dihkit.teachers import teacher_names
-
     data = load_dataset("fmnist-mini")
     print(
         f"fmnist-mini: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test images"
