@@ -10,14 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from dihkit.errors import CheckpointError
 from dihkit.models import build_model
 
 FORMAT = "dihkit-checkpoint"
 VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, or does not fit what it is loaded into."""
 
 
 def model_entry(model: nn.Module) -> dict[str, Any]:

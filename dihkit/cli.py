@@ -9,9 +9,11 @@ from collections.abc import Sequence
 
 from dihkit import commands
 from dihkit.data import DATASET_NAMES
+from dihkit.errors import DihkitError
 from dihkit.heads import ACTIVATIONS, HEAD_TYPES
+from dihkit.method_args import add_method_option_args, methods_epilog
+from dihkit.methods import method_names
 from dihkit.models import MODEL_NAMES
-from dihkit.pipeline import METHOD_NAMES
 from dihkit.runtime import DEVICE_CHOICES
 from dihkit.train import SCHEDULES
 
@@ -58,13 +60,7 @@ def _add_train_args(parser: argparse.ArgumentParser, epochs: int = 10, lr: float
 def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", help="checkpoint path or bundled teacher name (not for ce)")
     p.add_argument("--student", required=True, choices=MODEL_NAMES, metavar="MODEL")
-    p.add_argument("--tau", type=float, default=5.0, help="temperature (paper: 5)")
-    p.add_argument(
-        "--alpha", type=float, default=0.1, help="weight of the KD/DIH term (paper: 0.1)"
-    )
-    p.add_argument("--hint-epochs", type=int, help="fitnets: hint-stage epochs (default 1/5)")
-    p.add_argument("--peer", choices=MODEL_NAMES, metavar="MODEL", help="dml: peer architecture")
-    p.add_argument("--assistant", choices=MODEL_NAMES, metavar="MODEL", help="takd: assistant")
+    add_method_option_args(p)
     _add_data_args(p, default=None)
     _add_train_args(p)
 
@@ -102,20 +98,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "distill",
         help="train a student with a distillation method",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Train a student from scratch with one method. dih follows the DIH paper: the mean "
-            "of the k+1 KD losses over the cohort (Eq. 4) plus (1-alpha)*CE once (Eq. 5). The "
-            "authors' public code instead sums alpha*tau^2*KL + (1-alpha)*CE over the k+1 "
-            "members (CE counted k+1 times) and selects checkpoints on the test set; dihkit "
-            "selects on the validation split."
+            "Train a student from scratch with one method. Each method takes only its own "
+            "options (listed with its defaults in each flag's help); checkpoints hold the plain "
+            "student, without any heads or exits used in training.\n\n"
+            "dih follows the DIH paper: the mean of the k+1 KD losses over the cohort (Eq. 4) "
+            "plus (1-alpha)*CE once (Eq. 5). The authors' public code sums alpha*tau^2*KL + "
+            "(1-alpha)*CE over the k+1 members, exactly (k+1) x Eq. 5: the same KD:CE balance "
+            "with a (k+1)-times larger effective learning rate (and relatively weaker weight "
+            "decay); --dih-reduction sum reproduces it. dihkit selects checkpoints on a "
+            "validation split, never on the test set."
         ),
+        epilog=methods_epilog(),
     )
-    p.add_argument("--method", required=True, choices=METHOD_NAMES)
+    p.add_argument("--method", required=True, choices=method_names(), metavar="METHOD")
     _add_method_args(p)
     p.set_defaults(run=commands.cmd_distill)
 
-    p = sub.add_parser("compare", help="several methods x seeds: mean +/- std and paired diffs")
-    p.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=["ce", "kd", "dih"])
+    p = sub.add_parser(
+        "compare",
+        help="several methods x seeds: mean +/- std and paired diffs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=methods_epilog(),
+    )
+    p.add_argument(
+        "--methods", nargs="+", choices=method_names(), default=["ce", "kd", "dih"], metavar="M"
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     _add_method_args(p)
     p.set_defaults(run=commands.cmd_compare)
@@ -154,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as exc:  # CheckpointError and DataError included
+    except (DihkitError, FileNotFoundError) as exc:  # every user-facing error of the kit
         print(f"dihkit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,10 +11,11 @@ from pathlib import Path
 from dihkit.benchmark import measure_throughput
 from dihkit.checkpoint import load_checkpoint
 from dihkit.data import Dataset, load_dataset
+from dihkit.errors import ConfigError
 from dihkit.evaluation import evaluate
 from dihkit.experiments import comparison_table, run_comparison
+from dihkit.method_args import options_for
 from dihkit.pipeline import (
-    DistillOptions,
     check_fits_data,
     cohort_accuracy,
     distill,
@@ -76,7 +77,7 @@ def _print_members(accuracy: dict[str, dict[str, float]]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     data = _dataset(args)
     if args.in_channels is not None and args.in_channels != data.spec.in_channels:
-        raise ValueError(
+        raise ConfigError(
             f"--in-channels {args.in_channels} does not match {data.spec.name}, whose images "
             f"have {data.spec.in_channels} channel(s); drop --in-channels or pick another dataset"
         )
@@ -133,7 +134,7 @@ def cmd_train_heads(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     data = _dataset_of(args, args.teacher)
-    options = _distill_options(args)
+    options = options_for([args.method], args)[args.method]
     start = time.perf_counter()
     _, result = distill(
         args.method,
@@ -152,16 +153,6 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _distill_options(args: argparse.Namespace) -> DistillOptions:
-    return DistillOptions(
-        tau=args.tau,
-        alpha=args.alpha,
-        hint_epochs=args.hint_epochs,
-        peer=args.peer,
-        assistant=args.assistant,
-    )
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     data = _dataset_of(args, args.teacher)
     start = time.perf_counter()
@@ -172,7 +163,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         args.student,
         data,
         config_from(args),
-        _distill_options(args),
+        options_for(args.methods, args),
         out_dir=args.out,
         progress=not args.quiet,
     )

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dihkit import readers
+from dihkit.errors import DataError, DataNotFoundError
+
 __all__ = [
     "DATASET_NAMES",
     "FMNIST_MINI_PATH",
@@ -38,14 +41,6 @@ DATASET_NAMES = ("fmnist-mini", "fashion-mnist", "cifar10", "cifar100")
 
 FMNIST_MINI_PATH = Path(__file__).resolve().parent.parent / "data" / "fmnist_mini.npz"
 FMNIST_MINI_SHA256 = "55726e1bd45f663f87e12eec39511cac5d902c3d5a8debba7720e13a881d8c51"
-
-
-class DataError(ValueError):
-    """A user-facing problem with a dataset: unknown name, bad argument, missing or bad files."""
-
-
-class DataNotFoundError(DataError, FileNotFoundError):
-    """Dataset files are missing; the message names the paths tried and how to get the data."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,6 +216,11 @@ def per_class_subset(split: Split, per_class: int) -> Split:
 # Entry point
 
 
+def _split(arrays: tuple[np.ndarray, np.ndarray]) -> Split:
+    images, labels = arrays
+    return Split(torch.from_numpy(images), torch.from_numpy(labels))
+
+
 def load_dataset(
     name: str = "fmnist-mini",
     *,
@@ -244,16 +244,17 @@ def load_dataset(
         raise DataError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     spec = _SPECS[key]
     root = Path(data_dir).expanduser() if data_dir is not None else None
-    from dihkit import readers  # the file formats; imported here because they use Split
-
     if key == "fmnist-mini":
-        train_full, test = readers.load_fmnist_mini(FMNIST_MINI_PATH)
+        train_arrays, test_arrays = readers.load_fmnist_mini(FMNIST_MINI_PATH)
     elif key == "fashion-mnist":
-        train_full, test = readers.load_fashion_mnist(root, download)
+        train_arrays, test_arrays = readers.load_fashion_mnist(root, download)
     else:
-        train_full, test, class_names = readers.load_cifar(spec, root, download)
+        train_arrays, test_arrays, class_names = readers.load_cifar(
+            key, spec.num_classes, root, download
+        )
         if class_names is not None and class_names != spec.class_names:
             spec = dataclasses.replace(spec, class_names=class_names)
+    train_full, test = _split(train_arrays), _split(test_arrays)
     train, val = stratified_split(train_full, val_fraction, split_seed)
     if train_per_class is not None:
         train = per_class_subset(train, train_per_class)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from dihkit.data import Dataset
+from dihkit.errors import ConfigError
 from dihkit.loader import BatchLoader
 from dihkit.runtime import autocast, evaluating, resolve_device, uses_channels_last
 
@@ -37,7 +38,7 @@ def evaluate(
     evaluation (BatchNorm uses its running statistics) and restored afterwards.
     """
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+        raise ConfigError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     device = resolve_device(device)
     images = getattr(data, split)
     if len(images) == 0:

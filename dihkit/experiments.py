@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from dihkit.data import Dataset
-from dihkit.pipeline import DistillOptions, distill
+from dihkit.pipeline import distill
 from dihkit.train import TrainConfig
 
 
@@ -33,13 +34,14 @@ def run_comparison(
     student: str,
     data: Dataset,
     config: TrainConfig,
-    options: DistillOptions | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     out_dir: str | Path,
     progress: bool = True,
 ) -> list[RunRecord]:
     """Run every method with every seed into ``out_dir/METHOD/seed-N``. Finished runs are read
-    back from their ``summary.json`` and interrupted ones resume, so the whole grid is resumable."""
+    back from their ``summary.json`` and interrupted ones resume, so the whole grid is resumable.
+    ``options`` maps a method to its own options (methods not listed take their defaults)."""
     records = []
     for seed in seeds:
         for method in methods:
@@ -52,7 +54,7 @@ def run_comparison(
                     student,
                     data,
                     replace(config, seed=seed),
-                    options,
+                    (options or {}).get(method),
                     out_dir=run_dir,
                     resume=True,
                     progress=progress,

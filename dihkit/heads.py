@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dihkit.errors import ConfigError
 from dihkit.taps import StageTaps, default_positions
 
 HEAD_TYPES = ("linear", "pooled", "conv")
@@ -90,9 +91,9 @@ def make_head(
 ) -> nn.Module:
     """Build one head of type ``kind`` for activations of ``feature_shape`` (C, H, W)."""
     if kind not in HEAD_CLASSES:
-        raise ValueError(f"unknown head type {kind!r}; choose one of: {', '.join(HEAD_TYPES)}")
+        raise ConfigError(f"unknown head type {kind!r}; choose one of: {', '.join(HEAD_TYPES)}")
     if activation not in ACTIVATIONS:
-        raise ValueError(
+        raise ConfigError(
             f"unknown head activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}"
         )
     if kind == "conv":
@@ -123,7 +124,7 @@ class Cohort(nn.Module):
     ) -> None:
         super().__init__()
         if len(positions) != len(heads):
-            raise ValueError(f"{len(positions)} positions but {len(heads)} heads")
+            raise ConfigError(f"{len(positions)} positions but {len(heads)} heads")
         self.teacher = freeze(teacher)
         self.taps = StageTaps(self.teacher, positions)
         self.heads = nn.ModuleList(heads)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from dihkit.data import Split
+from dihkit.errors import ConfigError
 
 __all__ = ["BatchLoader", "epoch_seed", "random_crop_flip"]
 
@@ -47,9 +48,9 @@ def random_crop_flip(
     tests: offsets 0 and no flip return the input unchanged. The crop is a single gather.
     """
     if images.dim() != 4:
-        raise ValueError(f"images must be (B, C, H, W), got {tuple(images.shape)}")
+        raise ConfigError(f"images must be (B, C, H, W), got {tuple(images.shape)}")
     if pad < 0:
-        raise ValueError(f"pad must be >= 0, got {pad}")
+        raise ConfigError(f"pad must be >= 0, got {pad}")
     b, c, h, w = images.shape
     device = images.device
     if offsets is None:
@@ -76,7 +77,7 @@ def _per_channel(values: float | Sequence[float], channels: int, what: str) -> t
     if t.numel() == 1:
         t = t.expand(channels)
     if t.numel() != channels:
-        raise ValueError(f"{what} needs 1 or {channels} values, got {t.numel()}")
+        raise ConfigError(f"{what} needs 1 or {channels} values, got {t.numel()}")
     return t.clone()
 
 
@@ -108,17 +109,17 @@ class BatchLoader:
         return_indices: bool = False,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         if len(split) == 0:
-            raise ValueError("cannot build a BatchLoader over an empty split")
+            raise ConfigError("cannot build a BatchLoader over an empty split")
         if pad < 0:
-            raise ValueError(f"pad must be >= 0, got {pad}")
+            raise ConfigError(f"pad must be >= 0, got {pad}")
         self.device = torch.device(device)
         channels = split.images.shape[1]
         mean_t = _per_channel(mean, channels, "mean")
         std_t = _per_channel(std, channels, "std")
         if (std_t <= 0).any():
-            raise ValueError(f"std must be positive, got {std_t.tolist()}")
+            raise ConfigError(f"std must be positive, got {std_t.tolist()}")
         # (x / 255 - mean) / std  ==  x * scale + shift
         self._scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1).to(self.device)
         self._shift = (-mean_t / std_t).view(1, -1, 1, 1).to(self.device)

@@ -1,10 +1,15 @@
 """Distillation losses as plain functions. Equation numbers refer to the DIH paper
-(Asadian & Salehi-Abari, "Distilling knowledge via intermediate classifier heads")."""
+(Asadian & Salehi-Abari, "Distilling knowledge via intermediate classifier heads") unless a
+docstring names the MHKD paper ("Multi-head knowledge distillation for model compression") or
+the DSKD paper ("Deeply-supervised knowledge distillation")."""
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from dihkit.errors import ConfigError
 
 
 def softened(logits: Tensor, tau: float) -> Tensor:
@@ -19,16 +24,31 @@ def kd_loss_from_probs(student_logits: Tensor, teacher_probs: Tensor, tau: float
     return tau**2 * kl
 
 
-def kd_loss(student_logits: Tensor, teacher_logits: Tensor, tau: float = 5.0) -> Tensor:
+def kd_loss(
+    student_logits: Tensor, teacher_logits: Tensor, tau: float = 5.0, reduction: str = "mean"
+) -> Tensor:
     """Hinton's distillation loss, DIH paper Eq. 1: ``tau^2 * KL(P_T^tau || P_S^tau)``.
 
     The batch mean of the KL divergence. Footnote 2 of the paper writes it with the
     cross-entropy ``H(P_T^tau, P_S^tau)``, which differs only by the teacher's entropy, a
     constant for the student, so the gradients are identical. The ``tau^2`` factor keeps the
     gradient's scale roughly independent of the temperature. Teacher logits are treated as
-    constants (no gradient flows into the teacher).
+    constants (no gradient flows into the teacher). ``reduction="none"`` returns the per-sample
+    values ``[N]`` (DSKD weights them per sample, its Eq. 2 and 7).
     """
+    if reduction == "none":
+        return per_sample_kd(student_logits, teacher_logits, tau)
+    if reduction != "mean":
+        raise ConfigError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     return kd_loss_from_probs(student_logits, softened(teacher_logits.detach(), tau), tau)
+
+
+def per_sample_kd(student_logits: Tensor, teacher_logits: Tensor, tau: float) -> Tensor:
+    """``tau^2 * KL(P_T^tau || P_S^tau)`` for each sample, ``[N]`` (Eq. 1 before the batch mean)."""
+    teacher_probs = softened(teacher_logits.detach(), tau)
+    student_log_probs = F.log_softmax(student_logits.float() / tau, dim=-1)
+    kl = F.kl_div(student_log_probs, teacher_probs, reduction="none").sum(dim=-1)
+    return tau**2 * kl
 
 
 def kd_student_loss(
@@ -98,20 +118,79 @@ def mutual_loss(logits: Tensor, peer_logits: Tensor) -> Tensor:
     return kd_loss(logits, peer_logits, tau=1.0)
 
 
+def one_head_kd_loss(
+    student_head_logits: Tensor,
+    teacher_head_logits: Tensor,
+    labels: Tensor,
+    tau: float = 4.0,
+    alpha: float = 0.9,
+) -> dict[str, Tensor]:
+    """MHKD paper Eq. 1, one head pair: ``alpha * tau^2 * KL(H_T^tau || H_S^tau) + (1 - alpha) *
+    CE(y, H_S)``, as named terms (``kl``, ``ce``). The ``tau^2`` factor is Hinton's (MHKD builds
+    on [7]); the teacher head's logits are constants here."""
+    return {
+        "kl": alpha * kd_loss(student_head_logits, teacher_head_logits, tau),
+        "ce": (1 - alpha) * F.cross_entropy(student_head_logits, labels),
+    }
+
+
+def per_sample_mse(student_feature: Tensor, teacher_feature: Tensor) -> Tensor:
+    """``MSE(F_T, r(F_S))`` for each sample, ``[N]``: the mean squared difference over the
+    feature map's elements (DSKD paper Eq. 4-5 before the batch mean). The teacher's feature is
+    a constant."""
+    diff = student_feature.float() - teacher_feature.detach().float()
+    return diff.pow(2).flatten(1).mean(dim=1)
+
+
+def adaptive_weights(per_sample_losses: Tensor) -> Tensor:
+    """DSKD paper Eq. 7-8: each shallow classifier's weight on each sample is its share of the
+    summed loss over the shallow classifiers, ``W_l = L_l / sum_j L_j``.
+
+    ``per_sample_losses`` is ``[M, N]`` (M shallow classifiers, N samples); the result has the
+    same shape, sums to 1 over M for every sample, and gives the larger loss the larger weight.
+    The paper does not say whether the weights carry gradients; dihkit detaches them (they are
+    weights, not a loss: with gradients ``W_l L_l = L_l^2 / sum_j L_j`` would change the
+    objective). A sample whose losses are all zero gets equal weights.
+    """
+    losses = per_sample_losses.detach().float().clamp_min(0)
+    total = losses.sum(dim=0, keepdim=True)
+    equal = torch.full_like(losses, 1.0 / losses.shape[0])
+    return torch.where(total > 0, losses / total.clamp_min(torch.finfo(losses.dtype).tiny), equal)
+
+
+def equal_weights(per_sample_losses: Tensor) -> Tensor:
+    """The DSKD ablation without adaptive weights (its Table 3): ``1 / M`` for every classifier."""
+    m = per_sample_losses.shape[0]
+    return torch.full_like(per_sample_losses.detach().float(), 1.0 / m)
+
+
+def weighted_shallow_loss(per_sample_losses: Tensor, weights: Tensor) -> Tensor:
+    """DSKD paper Eq. 2 and 5: ``sum_l W_l * L_l`` per sample, then the batch mean."""
+    if per_sample_losses.numel() == 0:
+        return per_sample_losses.sum()
+    return (weights * per_sample_losses).sum(dim=0).mean()
+
+
 def ensemble_probs(cohort_logits: Tensor, tau: float) -> Tensor:
     """Average of the cohort's softened distributions, ``[N, C]`` (what Sec. 4.4 distills from)."""
     return softened(cohort_logits, tau).mean(dim=0)
 
 
 __all__ = [
+    "adaptive_weights",
     "dih_loss",
     "dih_student_loss",
     "ensemble_kd_loss",
     "ensemble_probs",
+    "equal_weights",
     "hint_loss",
     "kd_loss",
     "kd_loss_from_probs",
     "kd_student_loss",
     "mutual_loss",
+    "one_head_kd_loss",
+    "per_sample_kd",
+    "per_sample_mse",
     "softened",
+    "weighted_shallow_loss",
 ]

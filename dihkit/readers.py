@@ -3,6 +3,9 @@ pickled batches (torchvision's python layout), plus torchvision downloads on req
 
 The CIFAR reader accepts any well-formed batch files (torchvision's md5 check is kept for
 downloads only), so small CIFAR-format test fixtures load too.
+
+Readers return plain arrays, ``(images, labels)`` per split: uint8 ``(N, C, H, W)`` and int64
+``(N,)``; :mod:`dihkit.data` wraps them into splits. Errors come from :mod:`dihkit.errors`.
 """
 
 from __future__ import annotations
@@ -14,26 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from dihkit.data import DataError, DataNotFoundError, DatasetSpec, Split
+from dihkit.errors import DataError, DataNotFoundError
+
+Arrays = tuple[np.ndarray, np.ndarray]  # images uint8 (N, C, H, W), labels int64 (N,)
 
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_CACHE_DIR = Path("~/.cache/dihkit")
 
 
-def _split_from_numpy(images: np.ndarray, labels: np.ndarray) -> Split:
+def _split_from_numpy(images: np.ndarray, labels: np.ndarray) -> Arrays:
     if images.ndim == 3:
         images = images[:, None]
     if not images.flags.writeable:  # e.g. np.frombuffer over bytes; torch wants writable memory
         images = images.copy()
-    return Split(
-        torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)),
-        torch.from_numpy(np.asarray(labels, dtype=np.int64)),
-    )
+    return np.ascontiguousarray(images, dtype=np.uint8), np.asarray(labels, dtype=np.int64)
 
 
-def load_fmnist_mini(path: Path) -> tuple[Split, Split]:
+def load_fmnist_mini(path: Path) -> tuple[Arrays, Arrays]:
     """The embedded subset: (train, test) from its ``.npz`` file."""
     if not path.is_file():
         raise DataNotFoundError(
@@ -95,7 +96,7 @@ def _idx_files(directory: Path) -> list[Path] | None:
     return found
 
 
-def load_fashion_mnist(data_dir: Path | None, download: bool) -> tuple[Split, Split]:
+def load_fashion_mnist(data_dir: Path | None, download: bool) -> tuple[Arrays, Arrays]:
     """Full Fashion-MNIST (train, test) from IDX files in ``data_dir`` or the usual places."""
     roots = [data_dir] if data_dir is not None else [DEBIAN_FASHION_MNIST_DIR, _cache_dir()]
     candidates = []
@@ -167,7 +168,7 @@ def _unpickle(path: Path) -> dict:
     return obj
 
 
-def _read_cifar_batches(paths: Sequence[Path], label_key: str, num_classes: int) -> Split:
+def _read_cifar_batches(paths: Sequence[Path], label_key: str, num_classes: int) -> Arrays:
     images, labels = [], []
     for path in paths:
         batch = _unpickle(path)
@@ -196,10 +197,9 @@ def _cifar_dir(root: Path, folder: str, needed: Sequence[str]) -> Path | None:
 
 
 def load_cifar(
-    spec: DatasetSpec, data_dir: Path | None, download: bool
-) -> tuple[Split, Split, tuple[str, ...] | None]:
+    name: str, num_classes: int, data_dir: Path | None, download: bool
+) -> tuple[Arrays, Arrays, tuple[str, ...] | None]:
     """CIFAR-10/100 (train, test, class names from the meta file if present)."""
-    name = spec.name
     folder, train_files, test_files, meta_file, label_key, names_key, tv_name = _CIFAR_LAYOUT[name]
     root = data_dir if data_dir is not None else _cache_dir()
     needed = [*train_files, *test_files]
@@ -216,8 +216,8 @@ def load_cifar(
         directory = _cifar_dir(root, folder, needed)
         if directory is None:
             raise DataNotFoundError(f"download finished but {root / folder} is incomplete")
-    train = _read_cifar_batches([directory / f for f in train_files], label_key, spec.num_classes)
-    test = _read_cifar_batches([directory / f for f in test_files], label_key, spec.num_classes)
+    train = _read_cifar_batches([directory / f for f in train_files], label_key, num_classes)
+    test = _read_cifar_batches([directory / f for f in test_files], label_key, num_classes)
     class_names = None
     if (directory / meta_file).is_file():
         try:
@@ -225,7 +225,7 @@ def load_cifar(
             names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in raw)
         except (KeyError, TypeError, DataError):
             names = ()
-        if len(names) == spec.num_classes:
+        if len(names) == num_classes:
             class_names = names
     return train, test, class_names
 

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from dihkit.errors import ConfigError
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -25,13 +27,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cpu")
     kind = name.split(":")[0]
     if kind not in DEVICE_CHOICES:
-        raise ValueError(f"unknown device {name!r}; choose one of: {', '.join(DEVICE_CHOICES)}")
+        raise ConfigError(f"unknown device {name!r}; choose one of: {', '.join(DEVICE_CHOICES)}")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise ConfigError(
             f"device {name!r} was asked for but CUDA is not available; use --device cpu"
         )
     if kind == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(
+        raise ConfigError(
             f"device {name!r} was asked for but MPS is not available; use --device cpu"
         )
     return torch.device(name)

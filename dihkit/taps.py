@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from dihkit.errors import ConfigError
+
 
 def default_positions(model: nn.Module) -> tuple[str, ...]:
     """The model's named stage outputs (``model.stage_names``), the paper's mounting positions."""
     names = getattr(model, "stage_names", None)
     if not names:
-        raise ValueError(
+        raise ConfigError(
             f"{type(model).__name__} names no stage outputs; pass positions explicitly "
             "(module paths such as 'layer2', or graph node names)"
         )
@@ -39,7 +41,7 @@ class StageTaps(nn.Module):
         self._handles: list[RemovableHandle] = []
         self._graph: nn.Module | None = None
         if all(name in modules for name in self.positions):
-            for name in self.positions:
+            for name in dict.fromkeys(self.positions):  # a position listed twice is hooked once
                 self._handles.append(modules[name].register_forward_hook(self._hook(name)))
         else:
             self._graph = _graph_extractor(model, self.positions, modules)
@@ -56,7 +58,8 @@ class StageTaps(nn.Module):
             return out["__logits__"], [out[name] for name in self.positions]
         self._captured.clear()
         logits = self.model(x)
-        features = [self._captured.pop(name) for name in self.positions]
+        features = [self._captured[name] for name in self.positions]
+        self._captured.clear()
         return logits, features
 
     def remove(self) -> None:
@@ -76,14 +79,14 @@ def _graph_extractor(model: nn.Module, positions: tuple[str, ...], modules: dict
         _, eval_nodes = get_graph_node_names(model)
     except Exception as exc:  # tracing failures come in many types
         unknown = [p for p in positions if p not in modules]
-        raise ValueError(
+        raise ConfigError(
             f"unknown mounting position(s) {unknown}; valid module paths include "
             f"{', '.join(n for n in list(modules)[1:40])} ..."
         ) from exc
     unknown = [p for p in positions if p not in eval_nodes]
     if unknown:
         stages = getattr(model, "stage_names", ())
-        raise ValueError(
+        raise ConfigError(
             f"unknown mounting position(s) {unknown}; the model's stages are {list(stages)}, "
             f"and its graph nodes include: {', '.join(eval_nodes[:60])}"
         )

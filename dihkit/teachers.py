@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dihkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from dihkit.errors import ConfigError
 
 TEACHER_DIR = Path(__file__).resolve().parent.parent / "data" / "teachers"
 MANIFEST = TEACHER_DIR / "manifest.json"
@@ -42,7 +43,7 @@ def bundled_path(name: str, *, verify: bool = True) -> Path:
     """Path of a bundled teacher, after checking its sha256 against the manifest."""
     manifest = read_manifest()
     if name not in manifest:
-        raise ValueError(
+        raise ConfigError(
             f"no bundled teacher {name!r}; bundled: {', '.join(sorted(manifest)) or 'none'} "
             "(or pass the path of a checkpoint)"
         )

@@ -17,9 +17,10 @@ from tqdm.auto import tqdm
 
 from dihkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dihkit.data import Dataset
-from dihkit.distill import Distiller
+from dihkit.errors import ConfigError
 from dihkit.evaluation import evaluate, member_accuracy
 from dihkit.loader import BatchLoader
+from dihkit.methods.base import Distiller
 from dihkit.runtime import (
     autocast,
     resolve_device,
@@ -55,16 +56,16 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
+            raise ConfigError(f"lr must be positive, got {self.lr!r}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}"
             )
         self.milestones = tuple(int(m) for m in self.milestones)
         if any(m < 1 or m > self.epochs for m in self.milestones):
-            raise ValueError(
+            raise ConfigError(
                 f"milestones {self.milestones} must lie between 1 and epochs={self.epochs}"
             )
 
@@ -129,7 +130,7 @@ def format_history(history: list[EpochRecord]) -> str:
 def _make_optimizer(distiller: Distiller, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in distiller.parameters() if p.requires_grad]
     if not params:
-        raise ValueError(f"{type(distiller).__name__} has no trainable parameters")
+        raise ConfigError(f"{type(distiller).__name__} has no trainable parameters")
     return torch.optim.SGD(
         params,
         lr=config.lr,
@@ -152,13 +153,13 @@ def _make_scheduler(
 def _check_compatible(distiller: Distiller, data: Dataset) -> None:
     model = distiller.student
     if getattr(model, "in_channels", data.spec.in_channels) != data.spec.in_channels:
-        raise ValueError(
+        raise ConfigError(
             f"model {getattr(model, 'arch', '?')} takes in_channels={model.in_channels} but "
             f"{data.spec.name} images have {data.spec.in_channels} channel(s); "
             f"build the model with in_channels={data.spec.in_channels}"
         )
     if getattr(model, "num_classes", data.spec.num_classes) != data.spec.num_classes:
-        raise ValueError(
+        raise ConfigError(
             f"model has num_classes={model.num_classes} but {data.spec.name} has "
             f"{data.spec.num_classes} classes; build it with num_classes={data.spec.num_classes}"
         )
@@ -181,6 +182,12 @@ def fit(
     atomically), plus ``history.json``; ``resume=True`` continues from ``last.pt`` and, on CPU,
     ends with exactly the weights an uninterrupted run would have. On return the distiller holds
     the validation-selected weights.
+
+    Model selection uses ``distiller.predict``, which for every method is the student's main
+    classifier only (exits, heads and peers never vote). A distiller with ``select_best = False``
+    (a preparatory stage such as FitNets' hint stage) keeps its last epoch's weights instead.
+    Tensors a distiller reports through ``epoch_records`` are saved as
+    ``records/epoch-NNN.pt`` in the run folder.
     """
     config = config or TrainConfig()
     _check_compatible(distiller, data)
@@ -272,6 +279,7 @@ def fit(
         }
         # With no validation data (val_fraction=0), the last epoch is the selected one.
         improved = record.val_acc > best_val or math.isnan(record.val_acc)
+        improved = improved or not getattr(distiller, "select_best", True)
         if improved:
             best_epoch, best_val = epoch + 1, record.val_acc
             best_state = copy.deepcopy(payload)
@@ -289,6 +297,10 @@ def fit(
                 },
             )
             (out_path / "history.json").write_text(json.dumps(payload["history"], indent=1))
+        records = distiller.epoch_records()
+        if records and out_path is not None:
+            save_checkpoint(out_path / "records" / f"epoch-{epoch + 1:03d}.pt", records)
+        distiller.clear_records()
 
     last = accuracy_on("test")
     if best_state is not None:

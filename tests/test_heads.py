@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from dihkit.distill import HeadTraining
+from dihkit.methods.head_training import HeadTraining
 from dihkit.heads import Cohort, cohort_from_entry, mount_heads
 from dihkit.models import build_model
 from dihkit.taps import StageTaps

@@ -9,7 +9,7 @@ import torch
 
 import dihkit.train as train_module
 from dihkit.checkpoint import load_checkpoint, load_model
-from dihkit.distill import CrossEntropy
+from dihkit.methods.ce import CrossEntropy
 from dihkit.models import build_model
 from dihkit.pipeline import train_model
 from dihkit.train import TrainConfig, fit

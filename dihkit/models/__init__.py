@@ -3,6 +3,9 @@
 Every model from :func:`build_model` exposes ``stage_names`` (module paths whose outputs are the
 stage outputs, for attaching forward hooks), ``arch``, ``num_classes`` and ``in_channels``, and
 ends with an ``nn.Linear`` named ``fc`` whose input is the penultimate feature vector.
+``layout`` names, in order, the child modules whose composition maps an image to the feature
+map that ``avgpool`` then ``fc`` turn into logits (so a stage's "rest of the network" can be
+rebuilt, as DSKD's shallow classifiers need).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from collections.abc import Callable
 from functools import partial
 
 from torch import nn
+
+from dihkit.errors import ConfigError
 
 from .mobilenetv2 import MobileNetV2
 from .resnet import cifar_resnet, resnet_imagenet_style
@@ -54,13 +59,13 @@ def model_names() -> list[str]:
 
 def _check_int(value: object, what: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
+        raise ConfigError(f"{what} must be an int >= {minimum}, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, got {value!r}")
+        raise ConfigError(f"{what} must be >= {minimum}, got {value!r}")
     return value
 
 
-def _init_weights(model: nn.Module) -> None:
+def init_weights(model: nn.Module) -> None:
     """Kaiming-normal convolutions, unit/zero batch norm, zero linear bias."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
@@ -81,15 +86,16 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 3) -> nn.Mo
         ValueError: unknown `name`, `num_classes` < 2 or `in_channels` < 1 (or not ints).
     """
     if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
     num_classes = _check_int(num_classes, "num_classes", 2)
     in_channels = _check_int(in_channels, "in_channels", 1)
     model = _BUILDERS[name](num_classes, in_channels)
-    _init_weights(model)
+    init_weights(model)
     model.arch = name
     model.num_classes = num_classes
     model.in_channels = in_channels
     model.stage_names = tuple(model.stage_names)
+    model.layout = tuple(model.layout)
     return model
 
 

@@ -55,6 +55,7 @@ class MobileNetV2(nn.Module):
     """
 
     stage_names: tuple[str, ...] = ("stage1", "stage2", "stage3", "stage4")
+    layout: tuple[str, ...] = ("stem", "stage1", "stage2", "stage3", "stage4", "head")
 
     def __init__(
         self,

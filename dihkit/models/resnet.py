@@ -70,6 +70,7 @@ class ResNet(nn.Module):
             self.add_module(name, nn.Sequential(*blocks))
             names.append(name)
         self.stage_names: tuple[str, ...] = tuple(names)
+        self.layout: tuple[str, ...] = ("conv1", "bn1", "relu", *names)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_ch, num_classes)
 

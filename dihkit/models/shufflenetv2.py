@@ -76,6 +76,7 @@ class ShuffleNetV2(nn.Module):
     """3x3 stride-1 stem (24 ch), three stride-2 stages, 1x1 head conv, pool, fc."""
 
     stage_names: tuple[str, ...] = ("layer1", "layer2", "layer3")
+    layout: tuple[str, ...] = ("stem", "layer1", "layer2", "layer3", "head")
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, net_size: float = 1.0) -> None:
         super().__init__()

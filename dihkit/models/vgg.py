@@ -31,6 +31,17 @@ class VGG(nn.Module):
     """
 
     stage_names: tuple[str, ...] = ("pool0", "pool1", "pool2", "pool3")
+    layout: tuple[str, ...] = (
+        "block0",
+        "pool0",
+        "block1",
+        "pool1",
+        "block2",
+        "pool2",
+        "block3",
+        "pool3",
+        "block4",
+    )
 
     def __init__(
         self, cfg: tuple[tuple[int, ...], ...], num_classes: int = 10, in_channels: int = 3

@@ -34,6 +34,7 @@ class WideResNet(nn.Module):
     """WRN-`depth`-`widen`: stem conv (16 ch), 3 groups of (depth-4)/6 blocks, BN-ReLU, pool, fc."""
 
     stage_names: tuple[str, ...] = ("block1", "block2", "block3")
+    layout: tuple[str, ...] = ("conv1", "block1", "block2", "block3", "bn", "relu")
 
     def __init__(self, depth: int, widen: int, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()

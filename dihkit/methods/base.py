@@ -1,0 +1,193 @@
+"""The base :class:`Distiller` and the :class:`BuildContext` a method is built from.
+
+A distiller owns the student (and whatever else it trains) plus frozen teachers. Calling it on a
+batch is one training step's forward pass: it returns the logits that training accuracy is
+measured on and a dict of named loss terms; the trainer sums the terms. A method is one
+subclass, registered by name, that declares what it needs (``requires``), its options
+(``Options``) and how it is built from a context (``build``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from dihkit.checkpoint import load_model_state, model_entry
+from dihkit.errors import ConfigError
+from dihkit.methods.options import MethodOptions
+
+if TYPE_CHECKING:
+    from dihkit.data import Dataset
+    from dihkit.teacher import Teacher
+    from dihkit.train import FitResult, TrainConfig
+
+REQUIREMENTS = ("teacher", "cohort")
+
+
+class NoOptions(MethodOptions):
+    """A method without options."""
+
+
+@dataclass
+class BuildContext:
+    """What a method is built from: a freshly initialised student, the loaded teacher (when the
+    method ``requires`` one), the data, the training configuration and where the run lives.
+
+    ``run_stage`` trains an earlier stage of a multi-stage method (FitNets' hint stage, TAKD's
+    assistant) into ``out_dir/NAME`` with its own schedule, resumable like the main run.
+    """
+
+    student: nn.Module
+    teacher: Teacher | None
+    data: Dataset
+    config: TrainConfig
+    out_dir: Path | None = None
+    resume: bool = False
+    progress: bool = True
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        spec = self.data.spec
+        return (spec.in_channels, spec.image_size, spec.image_size)
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.spec.num_classes
+
+    def run_stage(
+        self,
+        name: str,
+        distiller: Distiller,
+        config: TrainConfig,
+        meta: dict[str, Any] | None = None,
+    ) -> FitResult:
+        from dihkit.train import fit
+
+        return fit(
+            distiller,
+            self.data,
+            config,
+            out_dir=self.out_dir / name if self.out_dir is not None else None,
+            resume=self.resume,
+            progress=self.progress,
+            meta=meta,
+        )
+
+
+class Distiller(nn.Module):
+    """Base class. Subclasses set ``summary``, ``Options`` and ``requires``, implement
+    :meth:`forward` and, if they need more than the student, :meth:`build`."""
+
+    method: ClassVar[str] = ""
+    summary: ClassVar[str] = ""  # one line for `dihkit distill --help`
+    Options: ClassVar[type[MethodOptions]] = NoOptions
+    requires: ClassVar[tuple[str, ...]] = ()  # any of REQUIREMENTS
+    needs_indices: ClassVar[bool] = False  # True: forward also takes the images' split positions
+    frozen: ClassVar[tuple[str, ...]] = ()  # attributes kept in eval mode whatever .train() says
+    select_best: ClassVar[bool] = True  # False: keep the last epoch's weights (a prep stage)
+
+    def __init__(self, student: nn.Module) -> None:
+        super().__init__()
+        self.student = student
+
+    @classmethod
+    def build(cls, context: BuildContext, options: MethodOptions) -> Distiller:
+        """Build the distiller for one run (the default: the student alone)."""
+        return cls(context.student)
+
+    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def predict(self, images: Tensor) -> Tensor:
+        """Logits used for validation and test: the student's main classifier only."""
+        return self.student(images)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called before each epoch (0-based)."""
+
+    def describe(self) -> str:
+        """A short label for progress bars."""
+        return getattr(self.student, "arch", type(self.student).__name__)
+
+    def train(self, mode: bool = True) -> Distiller:
+        super().train(mode)
+        for name in self.frozen:
+            getattr(self, name).eval()
+        return self
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        """Trainable modules besides the student (regressors, peers, exits) saved for resuming."""
+        return {}
+
+    def epoch_records(self) -> dict[str, Tensor]:
+        """Tensors to keep for the epoch that just ended (e.g. DSKD's per-sample weights); the
+        trainer saves them as ``records/epoch-NNN.pt`` in the run folder and then calls
+        :meth:`clear_records`."""
+        return {}
+
+    def clear_records(self) -> None:
+        """Forget what :meth:`epoch_records` returned."""
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The trainable state a checkpoint keeps: the student as a loadable plain model (its
+        exits and other extras separately), so ``best.pt`` always exports the plain student."""
+        return {
+            "model": model_entry(self.student),
+            "extra": {
+                name: {k: v.detach().cpu() for k, v in module.state_dict().items()}
+                for name, module in self.extra_modules().items()
+            },
+        }
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`checkpoint_state`."""
+        load_model_state(self.student, state["model"])
+        for name, module in self.extra_modules().items():
+            module.load_state_dict(state["extra"][name])
+
+
+def require_teacher(context: BuildContext, method: str) -> Teacher:
+    """The context's teacher, or a clear error naming ``method``."""
+    if context.teacher is None:
+        raise ConfigError(f"method {method!r} needs a teacher (--teacher CKPT or bundled name)")
+    return context.teacher
+
+
+def parse_positions(
+    text: str, available: Sequence[str], method: str, option: str, allow_none: bool = False
+) -> tuple[str, ...]:
+    """Positions from an option string: ``all``, ``none`` (if allowed), or comma-separated names
+    or 1-based indices into ``available`` (``layer1,layer3`` or ``1,3``)."""
+    text = text.strip()
+    if text == "all":
+        return tuple(available)
+    if text == "none":
+        if allow_none:
+            return ()
+        raise ConfigError(f"method {method!r}: option {option} needs at least one position")
+    chosen = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part.isdigit() and 1 <= int(part) <= len(available):
+            chosen.append(available[int(part) - 1])
+        elif part in available:
+            chosen.append(part)
+        else:
+            raise ConfigError(
+                f"method {method!r}: option {option} = {text!r}: {part!r} is not one of "
+                f"{', '.join(available)} (or 1..{len(available)}, 'all'"
+                + (", 'none')" if allow_none else ")")
+            )
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"method {method!r}: option {option} = {text!r} repeats a position")
+    return tuple(sorted(chosen, key=list(available).index))
+
+
+def no_grad_forward(module: nn.Module, images: Tensor) -> Any:
+    """A frozen module's forward pass in inference mode."""
+    with torch.no_grad():
+        return module(images)

@@ -1,0 +1,51 @@
+"""Hinton's knowledge distillation from the teacher's final classifier (DIH paper Eq. 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from dihkit.heads import freeze
+from dihkit.losses import kd_student_loss
+from dihkit.methods.base import BuildContext, Distiller, no_grad_forward, require_teacher
+from dihkit.methods.options import MethodOptions, option
+from dihkit.methods.registry import register
+
+
+@dataclass(frozen=True)
+class KDOptions(MethodOptions):
+    tau: float = option(
+        5.0, "temperature of the softened distributions (DIH paper: 5)", low=0, low_open=True
+    )
+    alpha: float = option(
+        0.1, "weight of the KD term; CE gets 1 - alpha (DIH paper: 0.1)", low=0, high=1
+    )
+
+
+@register("kd")
+class KnowledgeDistillation(Distiller):
+    """``alpha * tau^2 * KL(P_T^tau || P_S^tau) + (1 - alpha) * CE``; the teacher is frozen and
+    runs without gradients in eval mode."""
+
+    summary = "Hinton KD from the teacher's final classifier (alpha*KD + (1-alpha)*CE)"
+    Options = KDOptions
+    requires = ("teacher",)
+    frozen = ("teacher",)
+
+    def __init__(
+        self, student: nn.Module, teacher: nn.Module, tau: float = 5.0, alpha: float = 0.1
+    ) -> None:
+        super().__init__(student)
+        self.teacher = freeze(teacher)
+        self.tau, self.alpha = tau, alpha
+
+    @classmethod
+    def build(cls, context: BuildContext, options: KDOptions) -> KnowledgeDistillation:
+        teacher = require_teacher(context, cls.method)
+        return cls(context.student, teacher.model, options.tau, options.alpha)
+
+    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        teacher_logits = no_grad_forward(self.teacher, images)
+        logits = self.student(images)
+        return logits, kd_student_loss(logits, teacher_logits, labels, self.tau, self.alpha)
