@@ -110,7 +110,7 @@ def option_infos(options_class: type[MethodOptions]) -> list[OptionInfo]:
 
 
 def _checked(method: str, info: OptionInfo, value: Any) -> Any:
-    where = f"method {method!r}: option {info.flag[2:]}"
+    where = f"method {method!r}: option {info.name}"
     if value is None:
         if info.optional:
             return None

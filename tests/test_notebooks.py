@@ -1,0 +1,143 @@
+"""Every notebook of the sequence, re-executed in the smoke profile.
+
+Each ``notebooks/NN_*.ipynb`` is copied into a temporary folder and executed there by nbval
+(``pytest --nbval-lax`` in a subprocess, with ``DIHKIT_PROFILE=smoke``, which makes
+:func:`dihkit.profiles.resolve` use the smoke profile whatever the committed parameters cell
+says). nbval compares the cells tagged ``nbval-check-output`` with the committed outputs (after
+``notebooks/nbval_sanitize.cfg``), and the results file the notebook recorded under
+``runs/notebooks/`` of the temporary folder is then checked: one execution per notebook serves
+both. The papermill route (parameters injected by ``dihkit tour``) is covered by test_book.py.
+
+New notebooks are picked up automatically; a notebook-specific check goes in ``RESULT_CHECKS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+SANITIZE = NOTEBOOKS_DIR / "nbval_sanitize.cfg"
+
+
+def run_nbval(notebook: Path, root: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """Copy ``notebook`` into ``root/notebooks`` and run nbval on it in the smoke profile;
+    returns the finished process and the folder the notebook's results went to (its default
+    ``out_dir``, ``../runs/notebooks``)."""
+    folder = root / "notebooks"
+    folder.mkdir(parents=True)
+    copy = Path(shutil.copy(notebook, folder))
+    env = {**os.environ, "DIHKIT_PROFILE": "smoke", "PYTHONHASHSEED": "0"}
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbval-lax",
+        "--nbval-sanitize-with",
+        str(SANITIZE),
+        "--nbval-cell-timeout",
+        "300",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "--rootdir",
+        str(root),
+        "-q",
+        str(copy),
+    ]
+    process = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True)
+    return process, root / "runs" / "notebooks"
+
+
+def check_tour(results: dict[str, Any]) -> None:
+    extra = results["extra"]
+    assert 0 <= extra["example_correct"] <= len(extra["examples"])
+    assert extra["teacher_params"] > 0
+
+
+def check_intermediate_heads(results: dict[str, Any]) -> None:
+    extra = results["extra"]
+    assert extra["backbone_unchanged"] is True
+    assert extra["checksum_before"] == extra["checksum_after"]
+    members = {row["name"]: row for row in extra["bundled"]}
+    heads = [name for name in members if name.startswith("head")]
+    assert len(heads) == 3
+    for row in members.values():
+        for key in ("accuracy", "agreement", "ece"):
+            assert 0 <= row[key] <= 1, (row["name"], key, row[key])
+    assert members["teacher"]["agreement"] == 1.0
+    for head in heads:  # the smoke profile's bundled resnet14 beats each of its heads
+        assert members["teacher"]["accuracy"] > members[head]["accuracy"], head
+    assert all(0 <= acc <= 1 for acc in extra["fresh_accuracy"].values())
+
+
+RESULT_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "00_tour": check_tour,
+    "03_intermediate_heads": check_intermediate_heads,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_notebook_runs_in_smoke_profile_and_matches_committed_outputs(
+    notebook: Path, tmp_path: Path
+) -> None:
+    process, results_dir = run_nbval(notebook, tmp_path)
+    assert process.returncode == 0, process.stdout[-6000:] + process.stderr[-2000:]
+    path = results_dir / notebook.stem / "results.json"
+    assert path.is_file(), f"{notebook.name} recorded no {path.relative_to(tmp_path)}"
+    results = json.loads(path.read_text())
+    assert results["notebook"] == notebook.stem
+    assert results["settings"]["profile"] == "smoke"
+    RESULT_CHECKS.get(notebook.stem, lambda _: None)(results)
+
+
+def test_the_sequence_has_notebooks() -> None:
+    assert [n.stem for n in NOTEBOOKS][:1] == ["00_tour"]
+    assert SANITIZE.is_file()
+
+
+def parameters_cell(nb: Any) -> Any:
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    return cells[0]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_notebook_follows_the_conventions(notebook: Path) -> None:
+    """A markdown title first; one parameters cell of plain literals, each with a help comment
+    and readable by papermill (which skips, with a warning only, a line holding two '='); the
+    next code cell validates through dihkit.profiles."""
+    import ast
+
+    import nbformat
+    import papermill
+
+    nb = nbformat.read(notebook, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    cell = parameters_cell(nb)
+    lines = cell.source.splitlines()
+    assigned = []
+    for statement in ast.parse(cell.source).body:
+        assert isinstance(statement, ast.Assign), ast.unparse(statement)
+        ast.literal_eval(statement.value)  # a plain literal
+        last = lines[statement.end_lineno - 1]
+        assert "  # " in last, f"parameter without a help comment: {last!r}"
+        assigned.append(statement.targets[0].id)
+    declared = papermill.inspect_notebook(str(notebook))
+    assert list(declared) == assigned, "papermill cannot read some parameter lines"
+    for name in ("profile", "out_dir", "cache_dir"):
+        assert name in declared, name
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    validator = code_cells[code_cells.index(cell) + 1]
+    assert "resolve(" in validator.source
