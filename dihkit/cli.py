@@ -1,5 +1,5 @@
 """The ``dihkit`` command line: train, eval, train-heads, distill, compare, benchmark, teachers,
-tour."""
+tour (the notebook sequence) and quickstart."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from dihkit import commands
+from dihkit.book import add_tour_arguments, run_tour
 from dihkit.data import DATASET_NAMES
 from dihkit.errors import DihkitError
 from dihkit.heads import ACTIVATIONS, HEAD_TYPES
@@ -147,13 +148,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, default=None)
     p.set_defaults(run=commands.cmd_export_teacher)
 
-    p = sub.add_parser("tour", help="a first look: bundled teachers, then train a small model")
+    p = sub.add_parser(
+        "tour",
+        help="run the notebook sequence headless (papermill), then write the HTML book",
+        description=(
+            "Execute notebooks/NN_*.ipynb with a profile (smoke: seconds; classroom: minutes on "
+            "a CPU; paper: CIFAR on a GPU) into OUT, then write OUT/book/index.html. Parameter "
+            "names given with --param are checked against each notebook's parameters cell."
+        ),
+    )
+    add_tour_arguments(p)
+    p.set_defaults(run=run_tour)
+
+    p = sub.add_parser(
+        "quickstart", help="a first look without Jupyter: bundled cohorts, then train a model"
+    )
     p.add_argument("--model", choices=MODEL_NAMES, default="resnet14", metavar="MODEL")
     p.add_argument("--epochs", type=_positive_int, default=4)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="runs/tour")
+    p.add_argument("--out", default="runs/quickstart")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(run=commands.cmd_tour)
+    p.set_defaults(run=commands.cmd_quickstart)
     return parser
 
 

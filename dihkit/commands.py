@@ -222,7 +222,7 @@ def cmd_export_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tour(args: argparse.Namespace) -> int:
+def cmd_quickstart(args: argparse.Namespace) -> int:
     data = load_dataset("fmnist-mini")
     print(
         f"fmnist-mini: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test images"

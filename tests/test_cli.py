@@ -22,7 +22,7 @@ def test_help_lists_every_command():
     result = subprocess.run(
         [sys.executable, "-m", "dihkit.cli", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("train", "eval", "train-heads", "distill", "teachers", "tour"):
+    for command in ("train", "eval", "train-heads", "distill", "teachers", "tour", "quickstart"):
         assert command in result.stdout
 
 
@@ -123,9 +123,17 @@ def test_teachers_lists_the_bundle(capsys):
         assert name in out
 
 
-def test_tour_shows_the_cohorts_and_trains_a_small_model(capsys, tmp_path):
+def test_quickstart_shows_the_cohorts_and_trains_a_small_model(capsys, tmp_path):
     code, out, _ = run(
-        capsys, "tour", "--model", "resnet8", "--epochs", "1", "--out", str(tmp_path), "--quiet"
+        capsys,
+        "quickstart",
+        "--model",
+        "resnet8",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--quiet",
     )
     assert code == 0
     assert "bundled teacher resnet56" in out and "head3 (layer3)" in out
