@@ -157,7 +157,6 @@ def distill(
     meta = {
         "teacher": str(teacher_source) if teacher_source is not None else None,
         "options": resolved.as_dict(),
-        **{k: v for k, v in resolved.as_dict().items() if k in ("tau", "alpha")},
     }
     result = fit(
         distiller, data, config, out_dir=out_dir, resume=resume, progress=progress, meta=meta

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
+import torch
 
 from dihkit.data import Dataset, load_dataset, per_class_subset
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One compute thread per xdist worker (and for the kernels and subprocesses it starts):
+    # two workers with two threads each on a 2-core machine oversubscribe the cores, and
+    # spinning OpenMP threads then slow every worker down several-fold.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
