@@ -1,10 +1,14 @@
-# dihkit: `make tour` runs the guided tour, `make test` the full test suite.
+# dihkit: `make tour` runs the notebook sequence and writes the HTML book, `make test` the full
+# test suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PROFILE ?= classroom
+JS_DIR := $(VENV)/share/dihkit-js
+JS_STAMP := $(JS_DIR)/.fetched
 
-.PHONY: tour test lint format lab teachers benchmark clean
+.PHONY: tour book js test lint format lab teachers benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,8 +16,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-tour: $(STAMP)
-	$(BIN)/dihkit tour
+# The offline book's JavaScript (require.js, the widgets HTML manager, MathJax), pinned npm
+# packages fetched once at install time; without them the book still works, minus widgets/math.
+$(JS_STAMP): | $(STAMP)
+	$(BIN)/python -m dihkit.book_assets $(JS_DIR)
+	touch $(JS_STAMP)
+
+js: $(STAMP)  # fetch the book's JavaScript again
+	$(BIN)/python -m dihkit.book_assets $(JS_DIR) --force
+	touch $(JS_STAMP)
+
+tour: $(STAMP) $(JS_STAMP)  # the sequence into runs/tour/, then runs/tour/book/index.html
+	$(BIN)/python -m dihkit.book tour --profile $(PROFILE) --out runs/tour
+
+book: $(STAMP)  # re-execute the committed notebooks (classroom) and write them back with outputs
+	$(BIN)/python -m dihkit.book refresh --profile classroom
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -29,7 +46,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 teachers: $(STAMP)  # rebuild the bundled teachers (about 30 minutes on 2 CPU cores)
 	DIHKIT=$(BIN)/dihkit bash data/teachers/build.sh

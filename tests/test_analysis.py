@@ -111,30 +111,30 @@ def test_mean_std_uses_the_sample_deviation():
 
 
 def test_paired_differences_match_hand_computed_values():
-    diffs = paired_differences(RUNS, "kd: resnet56 -> resnet8", "ce: resnet8")
+    diffs = paired_differences(RUNS, "kd (resnet56 -> resnet8)", "ce (resnet8)")
     assert diffs == pytest.approx({0: 0.01, 1: 0.03, 2: 0.0})
 
 
 def test_paired_differences_skip_seeds_the_baseline_lacks():
     runs = [*RUNS, _run("kd", 7, 0.9)]
-    assert 7 not in paired_differences(runs, "kd: resnet56 -> resnet8", "ce: resnet8")
+    assert 7 not in paired_differences(runs, "kd (resnet56 -> resnet8)", "ce (resnet8)")
 
 
 def test_run_label_names_the_chain_and_prefers_an_explicit_label():
-    assert run_label(RUNS[0]) == "ce: resnet8"
+    assert run_label(RUNS[0]) == "ce (resnet8)"
     takd = {**RUNS[3], "method": "takd", "options": {"assistant": "resnet20"}}
-    assert run_label(takd) == "takd: resnet56 -> resnet20 -> resnet8"
+    assert run_label(takd) == "takd (resnet56 -> resnet20 -> resnet8)"
     assert run_label({**RUNS[3], "label": "mine"}) == "mine"
 
 
 def test_summarise_runs_groups_by_label_with_mean_std_and_paired_differences():
-    ce, kd = summarise_runs(RUNS, baseline="ce: resnet8")
+    ce, kd = summarise_runs(RUNS, baseline="ce (resnet8)")
     assert (ce.n, kd.n) == (3, 3)
     assert kd.mean == pytest.approx(0.7333333333)
     assert kd.std == pytest.approx(0.02081665999)
     assert ce.paired == {}
     assert kd.paired == pytest.approx({0: 0.01, 1: 0.03, 2: 0.0})
-    table = summary_markdown([ce, kd], baseline="ce: resnet8")
+    table = summary_markdown([ce, kd], baseline="ce (resnet8)")
     assert "73.33 +/- 2.08" in table
     assert "+1.00, +3.00, +0.00" in table
 
@@ -145,7 +145,14 @@ def _summary(label, paired):
 
 def test_noise_verdict_calls_mixed_signs_seed_noise():
     text = noise_verdict(_summary("kd", {0: 0.01, 1: -0.005, 2: 0.002}), _summary("ce", {}))
+    assert "sign changes" in text
     assert "inside seed noise" in text
+
+
+def test_noise_verdict_calls_a_difference_smaller_than_its_spread_seed_noise():
+    text = noise_verdict(_summary("kd", {0: 0.001, 1: 0.02, 2: 0.001}), _summary("ce", {}))
+    assert "as large as their mean" in text
+    assert "+0.73 points on average (per seed +0.10, +2.00, +0.10)" in text
 
 
 def test_noise_verdict_accepts_a_consistent_difference():
@@ -160,8 +167,8 @@ def test_noise_verdict_with_one_seed_says_so():
 def test_learning_curves_average_over_seeds():
     runs = [_run("ce", 0, 0.7, curve=(0.4, 0.6)), _run("ce", 1, 0.7, curve=(0.6, 0.8, 0.9))]
     curves = learning_curves(runs)
-    assert curves["ce: resnet8"]["epoch"] == [1, 2]
-    assert curves["ce: resnet8"]["mean"] == pytest.approx([0.5, 0.7])
+    assert curves["ce (resnet8)"]["epoch"] == [1, 2]
+    assert curves["ce (resnet8)"]["mean"] == pytest.approx([0.5, 0.7])
 
 
 def test_results_round_trip_and_collect(tmp_path):
@@ -182,7 +189,7 @@ def test_run_record_counts_the_seconds_of_every_stage(tmp_path):
     record = run_record({**RUNS[3], "run_dir": str(tmp_path)}, settings=None)
     assert record["stage_seconds"] == {"assistant": 5.0}
     assert record["seconds"] == 15.0
-    assert record["label"] == "kd: resnet56 -> resnet8"
+    assert record["label"] == "kd (resnet56 -> resnet8)"
 
 
 def test_collected_runs_count_a_run_recorded_twice_once():
@@ -200,7 +207,7 @@ def test_collected_runs_keep_different_settings_apart():
     mine = [{**r, "epochs": 15} for r in RUNS[:3]]
     runs = collected_runs([{"notebook": "a", "runs": mine}, {"notebook": "b", "runs": other}])
     labels = {run_label(r) for r in runs}
-    assert labels == {"ce: resnet8 [epochs=15]", "ce: resnet8 [epochs=30]"}
+    assert labels == {"ce (resnet8) [epochs=15]", "ce (resnet8) [epochs=30]"}
 
 
 def test_paper_numbers_are_labelled_as_the_papers():

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -299,3 +301,24 @@ def test_sequence_table_lists_the_parameters_without_the_tour_ones(executed):
     notebooks, _, _ = executed
     table = book.sequence_table(notebooks)
     assert table.splitlines() == ["00_first: scale, tau", "01_second: scale"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs a headless chromium")
+def test_book_page_renders_offline_in_a_browser(book_dir):
+    """Widgets and plotly figures are drawn by the local scripts with every host unreachable."""
+    if "html-manager" not in book_assets.available():
+        pytest.skip("the widget scripts were not fetched (make js)")
+    command = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--virtual-time-budget=20000",
+        "--dump-dom",
+        (book_dir / "00_first.html").as_uri(),
+    ]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+    assert "widget-hslider" in dom  # the IntSlider, from its saved state
+    assert dom.count('class="main-svg"') >= 2  # both plotly figures were drawn

@@ -25,6 +25,12 @@ def test_temperature_figure_has_one_frame_per_grid_point():
     assert [f.name for f in fig.frames] == [f"tau={t:g}" for t in taus]
 
 
+def test_temperature_figure_opens_at_the_grid_point_nearest_the_start_tau():
+    fig = viz.temperature_figure(torch.randn(10), CLASSES, [0.5, 1, 5, 20], start_tau=4.0)
+    assert fig.layout.sliders[0].active == 2
+    assert list(fig.data[0].y) == list(fig.frames[2].data[0].y)
+
+
 def test_temperature_figure_frames_are_distributions_that_flatten():
     fig = viz.temperature_figure(torch.tensor([5.0] + [0.0] * 9), CLASSES, [1, 100])
     first, last = (list(frame.data[0].y) for frame in fig.frames)
@@ -53,7 +59,7 @@ def test_capacity_gap_plot_has_a_point_per_teacher():
         for n, p in (("resnet14", 170_000), ("resnet56", 850_000))
     ]  # fmt: skip
     takd = {**points[1], "name": "resnet56 via resnet20", "method": "takd"}
-    fig = viz.plot_capacity_gap([*points, takd], baseline=_summary("ce: resnet8"))
+    fig = viz.plot_capacity_gap([*points, takd], baseline=_summary("ce (resnet8)"))
     ax = fig.axes[0]
     texts = [t.get_text().split("\n")[0] for t in ax.texts]
     assert texts == ["resnet14", "resnet56", "resnet56 via resnet20"]
@@ -71,7 +77,7 @@ def test_learning_curves_plot_one_line_per_method():
 
 
 def test_method_comparison_has_a_bar_per_method_in_both_panels():
-    summaries = [_summary("ce: resnet8", 0.8), _summary("kd: resnet56 -> resnet8", 0.82, 0.02)]
+    summaries = [_summary("ce (resnet8)", 0.8), _summary("kd (resnet56 -> resnet8)", 0.82, 0.02)]
     fig = viz.plot_method_comparison(summaries)
     accuracy, seconds = fig.axes
     assert [round(p.get_width(), 6) for p in accuracy.patches] == [80.0, 82.0]
