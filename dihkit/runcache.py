@@ -112,7 +112,7 @@ def cached_run(
     from dihkit.models import build_model, count_parameters
     from dihkit.pipeline import distill, resolve_options
 
-    resolved = resolve_options(method, options or {})
+    resolved = resolve_options(method, options or {}).as_dict()
     data_options = {
         "dataset": dataset,
         "train_per_class": train_per_class,

@@ -303,9 +303,12 @@ def fit(
         distiller.clear_records()
 
     last = accuracy_on("test")
-    if best_state is not None:
+    best = last  # the selected epoch is the last one: its weights are already loaded
+    if best_state is not None and history and best_epoch != history[-1].epoch:
         distiller.load_checkpoint_state(best_state)
-    best = accuracy_on("test")
+        best = accuracy_on("test")
+    elif best_state is not None:
+        distiller.load_checkpoint_state(best_state)  # bit-identical weights; no re-evaluation
     result = FitResult(
         history=history,
         best_epoch=best_epoch,
