@@ -14,7 +14,8 @@ Every notebook writes ``{out_dir}/{notebook stem}/results.json`` with :func:`wri
           "seconds": 17.2, "student_params": 77754, "run_dir": "...", "options": {...},
           "history": [{"epoch": 1, "val_acc": 0.41, ...}, ...],
           # added by run_record():
-          "label": "kd (resnet56 -> resnet8)",  # how tables name the run's group
+          "label": null,     # a notebook's own name for the run's group, or null: tables then
+                             # use run_label(), e.g. "kd (resnet56 -> resnet8)"
           "dataset": "fmnist-mini", "train_per_class": 100, "epochs": 15,
           "stage_seconds": {"assistant": 30.1}  # only for runs with stages (takd); "seconds"
                                                # then counts every stage
@@ -60,7 +61,7 @@ def run_record(summary: Any, *, label: str | None = None, settings: Any = None) 
     sub-folders (TAKD's ``assistant``) add theirs, listed in ``stage_seconds``.
     """
     record = summary.as_dict(with_history=True) if hasattr(summary, "as_dict") else dict(summary)
-    record["label"] = label or run_label(record)
+    record["label"] = label
     stages = {}
     if record.get("run_dir"):
         for history in sorted(Path(record["run_dir"]).glob("*/history.json")):

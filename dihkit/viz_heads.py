@@ -10,18 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dihkit.viz._matplotlib import _closed, _pyplot
+
 Curve = Mapping[str, Sequence[float]]  # {"epoch", "mean", "std"}, as dihkit.head_study makes
-
-
-def _pyplot():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _closed(fig):
-    _pyplot().close(fig)
-    return fig
 
 
 def plot_term_curves(

@@ -145,7 +145,7 @@ def _summary(label, paired):
 
 def test_noise_verdict_calls_mixed_signs_seed_noise():
     text = noise_verdict(_summary("kd", {0: 0.01, 1: -0.005, 2: 0.002}), _summary("ce", {}))
-    assert "sign changes" in text
+    assert "not every seed agrees on the sign" in text
     assert "inside seed noise" in text
 
 
@@ -189,7 +189,7 @@ def test_run_record_counts_the_seconds_of_every_stage(tmp_path):
     record = run_record({**RUNS[3], "run_dir": str(tmp_path)}, settings=None)
     assert record["stage_seconds"] == {"assistant": 5.0}
     assert record["seconds"] == 15.0
-    assert record["label"] == "kd (resnet56 -> resnet8)"
+    assert run_label(record) == "kd (resnet56 -> resnet8)"
 
 
 def test_collected_runs_count_a_run_recorded_twice_once():

@@ -8,8 +8,8 @@ import torch
 import dihkit.pipeline as pipeline
 from dihkit.checkpoint import CheckpointError, load_model, model_entry, save_checkpoint
 from dihkit.cli import main
-from dihkit.models import build_model
 from dihkit.methods import method_names
+from dihkit.models import build_model
 from dihkit.pipeline import distill, load_teacher
 from dihkit.train import TrainConfig
 

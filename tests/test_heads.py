@@ -6,8 +6,8 @@ import pytest
 import torch
 import torchvision
 
-from dihkit.methods.head_training import HeadTraining
 from dihkit.heads import Cohort, cohort_from_entry, mount_heads
+from dihkit.methods.head_training import HeadTraining
 from dihkit.models import build_model
 from dihkit.taps import StageTaps
 from dihkit.train import TrainConfig, fit

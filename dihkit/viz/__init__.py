@@ -1,0 +1,49 @@
+"""Figures for the notebooks: matplotlib for static figures, plotly for interactive ones.
+
+Every builder returns a figure and displays nothing; matplotlib and plotly are imported inside
+the functions, so ``import dihkit`` (and the CLI) stays fast. :mod:`dihkit.viz.kd` holds the
+knowledge-distillation figures, :mod:`dihkit.viz.heads` the tour's and the head explorer's and
+the plotly output helpers; :mod:`dihkit.viz_heads` the MHKD/DSKD figures.
+"""
+
+from dihkit.viz.heads import (
+    PLOTLY_MIMETYPE,
+    figure_png,
+    head_explorer_figure,
+    plot_class_grid,
+    plot_head_distributions,
+    plot_member_accuracy,
+    plot_predictions,
+    plot_reliability,
+    plotly_bundle,
+    plotly_div,
+    show_plotly,
+)
+from dihkit.viz.kd import (
+    plot_capacity_gap,
+    plot_entropy_against_tau,
+    plot_gradient_norms,
+    plot_learning_curves,
+    plot_method_comparison,
+    temperature_figure,
+)
+
+__all__ = [
+    "PLOTLY_MIMETYPE",
+    "figure_png",
+    "head_explorer_figure",
+    "plot_capacity_gap",
+    "plot_class_grid",
+    "plot_entropy_against_tau",
+    "plot_gradient_norms",
+    "plot_head_distributions",
+    "plot_learning_curves",
+    "plot_member_accuracy",
+    "plot_method_comparison",
+    "plot_predictions",
+    "plot_reliability",
+    "plotly_bundle",
+    "plotly_div",
+    "show_plotly",
+    "temperature_figure",
+]
