@@ -237,6 +237,27 @@ def _clean_for_commit(nb: Any) -> Any:
     return nb
 
 
+OUTPUTS_NOTE_TAG = "stored-outputs-note"
+
+
+def label_stored_outputs(nb: Any, profile: str, default: str) -> Any:
+    """Say in the notebook when its stored outputs come from another profile than its own
+    default (a smoke run committed where a classroom run did not fit); drop an older such note
+    when they do not."""
+    import nbformat
+
+    nb.cells = [c for c in nb.cells if OUTPUTS_NOTE_TAG not in c.metadata.get("tags", [])]
+    if profile != default:
+        note = nbformat.v4.new_markdown_cell(
+            f"> **About the outputs stored in this file.** They come from a run in the "
+            f"**{profile}** profile, not this notebook's default ({default}): they show that "
+            f"every cell works, not the {default} numbers. `make book` stores a {default} run."
+        )
+        note.metadata["tags"] = [OUTPUTS_NOTE_TAG]
+        nb.cells.insert(1, note)
+    return nb
+
+
 def refresh_notebooks(
     profile: str = "classroom",
     only: Sequence[str] | None = None,
@@ -263,6 +284,7 @@ def refresh_notebooks(
             output = Path(tmp) / path.name
             seconds = _execute(path, output, parameters, path.parent)
             nb = _clean_for_commit(nbformat.read(output, as_version=4))
+            nb = label_stored_outputs(nb, profile, default)
             nbformat.write(nb, path)
             runs.append(NotebookRun(path.name, path, seconds))
             if progress:

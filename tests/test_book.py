@@ -322,3 +322,21 @@ def test_book_page_renders_offline_in_a_browser(book_dir):
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
     assert "widget-hslider" in dom  # the IntSlider, from its saved state
     assert dom.count('class="main-svg"') >= 2  # both plotly figures were drawn
+
+
+def test_stored_outputs_of_another_profile_are_labelled_and_the_label_goes_away():
+    import nbformat
+
+    from dihkit.book import OUTPUTS_NOTE_TAG, label_stored_outputs
+
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# 99 · x"), nbformat.v4.new_code_cell("1")]
+    )
+    labelled = label_stored_outputs(nb, "smoke", "classroom")
+    notes = [c for c in labelled.cells if OUTPUTS_NOTE_TAG in c.metadata.get("tags", [])]
+    assert len(notes) == 1 and "**smoke** profile" in notes[0].source
+    assert labelled.cells[1] is notes[0]
+    again = label_stored_outputs(labelled, "smoke", "classroom")
+    assert sum(OUTPUTS_NOTE_TAG in c.metadata.get("tags", []) for c in again.cells) == 1
+    cleared = label_stored_outputs(again, "classroom", "classroom")
+    assert not any(OUTPUTS_NOTE_TAG in c.metadata.get("tags", []) for c in cleared.cells)
