@@ -19,6 +19,16 @@ from dihkit.runtime import DEVICE_CHOICES
 from dihkit.train import SCHEDULES
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -64,6 +74,18 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     add_method_option_args(p)
     _add_data_args(p, default=None)
     _add_train_args(p)
+    group = p.add_argument_group("cached targets")
+    group.add_argument(
+        "--cached-targets",
+        type=_non_negative_int,
+        default=0,
+        metavar="V",
+        help="train from V cached augmented views per image with the frozen teacher's outputs "
+        "stored once (no teacher forward during training); 0: live teacher [0]",
+    )
+    group.add_argument(
+        "--cache-seed", type=_non_negative_int, default=0, help="seed of the cached views [0]"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,8 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         augment=not args.no_augment,
         seed=args.seed,
         device=args.device,
+        cached_targets=getattr(args, "cached_targets", 0),
+        cache_seed=getattr(args, "cache_seed", 0),
     )
 
 

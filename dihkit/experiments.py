@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dihkit.data import Dataset
+from dihkit.methods import get_method
 from dihkit.pipeline import distill
 from dihkit.train import TrainConfig
 
@@ -25,6 +26,13 @@ class RunRecord:
     test_acc_last: float
     best_epoch: int
     seconds: float
+
+
+def method_config(method: str, config: TrainConfig, seed: int) -> TrainConfig:
+    """``config`` for one run of a comparison: its seed, and cached targets only for methods that
+    can train from them (the others, such as ``ce``, run as they always do)."""
+    cached = config.cached_targets if get_method(method).caches_targets else 0
+    return replace(config, seed=seed, cached_targets=cached)
 
 
 def run_comparison(
@@ -53,7 +61,7 @@ def run_comparison(
                     teacher,
                     student,
                     data,
-                    replace(config, seed=seed),
+                    method_config(method, config, seed),
                     (options or {}).get(method),
                     out_dir=run_dir,
                     resume=True,

@@ -21,12 +21,30 @@ import torch.nn.functional as F
 from dihkit.data import Split
 from dihkit.errors import ConfigError
 
-__all__ = ["BatchLoader", "epoch_seed", "random_crop_flip"]
+__all__ = ["BatchLoader", "draw_crop_flip", "epoch_seed", "random_crop_flip"]
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The generator seed of one epoch: ``seed * 1_000_003 + epoch`` folded into 63 bits."""
     return (int(seed) * 1_000_003 + int(epoch)) % (1 << 63)
+
+
+def draw_crop_flip(
+    batch: int,
+    generator: torch.Generator | None,
+    pad: int,
+    *,
+    flip: bool = True,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch's augmentation parameters: crop offsets ``(B, 2)`` (int64, ``(dy, dx)`` uniform
+    in ``[-pad, pad]``) and horizontal flips ``(B,)`` (bool, probability 0.5 if ``flip``)."""
+    offsets = torch.randint(-pad, pad + 1, (batch, 2), generator=generator, device=device)
+    if flip:
+        flips = torch.rand(batch, generator=generator, device=device) < 0.5
+    else:
+        flips = torch.zeros(batch, dtype=torch.bool, device=device)
+    return offsets, flips
 
 
 def random_crop_flip(
@@ -53,13 +71,10 @@ def random_crop_flip(
         raise ConfigError(f"pad must be >= 0, got {pad}")
     b, c, h, w = images.shape
     device = images.device
-    if offsets is None:
-        offsets = torch.randint(-pad, pad + 1, (b, 2), generator=generator, device=device)
-    if flips is None:
-        if flip:
-            flips = torch.rand(b, generator=generator, device=device) < 0.5
-        else:
-            flips = torch.zeros(b, dtype=torch.bool, device=device)
+    if offsets is None or flips is None:
+        drawn_offsets, drawn_flips = draw_crop_flip(b, generator, pad, flip=flip, device=device)
+        offsets = drawn_offsets if offsets is None else offsets
+        flips = drawn_flips if flips is None else flips
     offsets = offsets.to(device=device, dtype=torch.long).clamp(-pad, pad) + pad
     flips = flips.to(device=device, dtype=torch.bool)
 
@@ -85,11 +100,12 @@ class BatchLoader:
     """Whole split as a uint8 tensor on `device`; per-batch augmentation on that device.
 
     Yields ``(images, labels)`` (float32 ``(B, C, H, W)`` normalised by ``mean``/``std``, int64
-    ``(B,)``) or ``(images, labels, indices)`` with ``return_indices=True``, where ``indices``
-    are positions into ``split``. ``shuffle`` and ``augment`` are driven by generators seeded
-    from ``(seed, epoch)`` only, so iterating twice after the same ``set_epoch`` repeats the
-    same batches. The shuffle order is drawn on the CPU (identical on every device); the
-    augmentation is drawn on ``device``.
+    ``(B,)``), followed by ``indices`` (positions into ``split``) with ``return_indices=True`` and
+    by the augmentation each image got, ``offsets`` ``(B, 2)`` and ``flips`` ``(B,)`` (see
+    :func:`random_crop_flip`), with ``return_augmentation=True``. ``shuffle`` and ``augment``
+    are driven by generators seeded from ``(seed, epoch)`` only, so iterating twice after the
+    same ``set_epoch`` repeats the same batches. The shuffle order is drawn on the CPU
+    (identical on every device); the augmentation is drawn on ``device``.
     """
 
     def __init__(
@@ -107,6 +123,7 @@ class BatchLoader:
         pad: int = 4,
         channels_last: bool = False,
         return_indices: bool = False,
+        return_augmentation: bool = False,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -133,6 +150,7 @@ class BatchLoader:
         self.pad = pad
         self.channels_last = channels_last
         self.return_indices = return_indices
+        self.return_augmentation = return_augmentation
         self.epoch = 0
 
     @property
@@ -163,6 +181,7 @@ class BatchLoader:
         order = None
         if self.shuffle:
             order = torch.randperm(n, generator=order_gen).to(self.device)
+        self._start_epoch()
         for i in range(len(self)):
             start, stop = i * bs, min((i + 1) * bs, n)
             if order is None:
@@ -173,12 +192,31 @@ class BatchLoader:
                 idx = order[start:stop]
                 x = self.images[idx]
                 y = self.labels[idx]
-            if self.augment:
-                x = random_crop_flip(x, aug_gen, self.pad)
-            x = x.to(torch.float32).mul_(self._scale).add_(self._shift)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if self.return_indices:
-                yield x, y, idx
-            else:
-                yield x, y
+            x, extras = self._view(x, idx, aug_gen)
+            yield (self._normalise(x), y, *extras)
+
+    def _start_epoch(self) -> None:
+        """Hook run once per iteration, after the epoch's generators are seeded."""
+
+    def _view(
+        self, images: torch.Tensor, idx: torch.Tensor, aug_gen: torch.Generator
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The (augmented) uint8 view of one batch and the extras yielded after the labels."""
+        extras: tuple[torch.Tensor, ...] = (idx,) if self.return_indices else ()
+        if not (self.augment or self.return_augmentation):
+            return images, extras
+        if self.augment:
+            offsets, flips = draw_crop_flip(len(idx), aug_gen, self.pad, device=self.device)
+            images = random_crop_flip(images, None, self.pad, offsets=offsets, flips=flips)
+        else:
+            offsets = torch.zeros(len(idx), 2, dtype=torch.long, device=self.device)
+            flips = torch.zeros(len(idx), dtype=torch.bool, device=self.device)
+        if self.return_augmentation:
+            extras = (*extras, offsets, flips)
+        return images, extras
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(torch.float32).mul_(self._scale).add_(self._shift)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x

@@ -71,6 +71,9 @@ def run_identity(
         for k, v in dataclasses.asdict(config).items()
         if k not in RESUME_MAY_CHANGE
     }
+    if not config.cached_targets:  # a live-teacher run: identities from before the cache existed
+        train.pop("cached_targets")
+        train.pop("cache_seed")
     return {
         "method": method,
         "options": dict(sorted(options.items())),

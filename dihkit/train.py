@@ -28,6 +28,7 @@ from dihkit.runtime import (
     set_rng_state,
     uses_channels_last,
 )
+from dihkit.target_cache import CachedTargetLoader, load_or_build
 
 SCHEDULES = ("cosine", "multistep")
 RESUME_MAY_CHANGE = ("device", "eval_batch_size")  # settings that do not alter the run
@@ -51,12 +52,21 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     eval_batch_size: int = 1000
+    cached_targets: int = 0  # V > 0: train from V cached views per image (no teacher forward)
+    cache_seed: int = 0  # seeds the cached views; shared by runs of any training seed
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("cached_targets", "cache_seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(
+                    f"{name} must be a non-negative integer, got {value!r}"
+                    + ("; 0 trains with the live teacher" if name == "cached_targets" else "")
+                )
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr!r}")
         if self.schedule not in SCHEDULES:
@@ -80,6 +90,9 @@ class TrainConfig:
         """Rebuild from :func:`dataclasses.asdict` output, ignoring unknown keys."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
+
+
+_CONFIG_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 
 @dataclass
@@ -165,6 +178,41 @@ def _check_compatible(distiller: Distiller, data: Dataset) -> None:
         )
 
 
+def _training_loader(
+    distiller: Distiller,
+    data: Dataset,
+    config: TrainConfig,
+    device: torch.device,
+    channels_last: bool,
+    progress: bool,
+) -> BatchLoader:
+    """The shuffled, augmented training loader; with ``config.cached_targets`` it serves cached
+    views with their frozen targets (building the cache on first use)."""
+    common = dict(
+        mean=data.spec.mean,
+        std=data.spec.std,
+        device=device,
+        shuffle=True,
+        seed=config.seed,
+        channels_last=channels_last,
+    )
+    if not config.cached_targets:
+        return BatchLoader(data.train, config.batch_size, augment=config.augment, **common)
+    cache = load_or_build(
+        distiller,
+        data,
+        views=config.cached_targets,
+        seed=config.cache_seed,
+        augment=config.augment,
+        device=device,
+        batch_size=config.eval_batch_size,
+        channels_last=channels_last,
+        progress=progress,
+        log=tqdm.write,
+    )
+    return CachedTargetLoader(data.train, cache, config.batch_size, **common)
+
+
 def fit(
     distiller: Distiller,
     data: Dataset,
@@ -198,18 +246,7 @@ def fit(
         distiller.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(distiller, config)
     scheduler = _make_scheduler(optimizer, config)
-    loader = BatchLoader(
-        data.train,
-        config.batch_size,
-        mean=data.spec.mean,
-        std=data.spec.std,
-        device=device,
-        shuffle=True,
-        augment=config.augment,
-        seed=config.seed,
-        channels_last=channels_last,
-        return_indices=distiller.needs_indices,
-    )
+    loader = _training_loader(distiller, data, config, device, channels_last, progress)
     out_path = Path(out_dir) if out_dir is not None else None
     history: list[EpochRecord] = []
     best_epoch, best_val, best_state = 0, -math.inf, None
@@ -233,7 +270,8 @@ def fit(
         changed = [
             f"{name}: {state['config'].get(name)!r} -> {value!r}"
             for name, value in base_payload["config"].items()
-            if name not in RESUME_MAY_CHANGE and state["config"].get(name) != value
+            if name not in RESUME_MAY_CHANGE
+            and state["config"].get(name, _CONFIG_DEFAULTS.get(name)) != value
         ]
         if changed:
             raise CheckpointError(

@@ -87,9 +87,9 @@ class Distiller(nn.Module):
     summary: ClassVar[str] = ""  # one line for `dihkit distill --help`
     Options: ClassVar[type[MethodOptions]] = NoOptions
     requires: ClassVar[tuple[str, ...]] = ()  # any of REQUIREMENTS
-    needs_indices: ClassVar[bool] = False  # True: forward also takes the images' split positions
     frozen: ClassVar[tuple[str, ...]] = ()  # attributes kept in eval mode whatever .train() says
     select_best: ClassVar[bool] = True  # False: keep the last epoch's weights (a prep stage)
+    caches_targets: ClassVar[bool] = False  # True: may train from cached frozen targets
 
     def __init__(self, student: nn.Module) -> None:
         super().__init__()
@@ -100,8 +100,38 @@ class Distiller(nn.Module):
         """Build the distiller for one run (the default: the student alone)."""
         return cls(context.student)
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """One step's logits and named loss terms. ``targets`` are the frozen networks' logits
+        for these images when training from a target cache (see :meth:`frozen_targets`)."""
         raise NotImplementedError
+
+    def target_source(self) -> nn.Module | None:
+        """The frozen network whose outputs :meth:`frozen_targets` returns (its weights key the
+        target cache), or None for a method without frozen targets."""
+        return None
+
+    def cache_refusal(self) -> str | None:
+        """Why this distiller cannot train from cached targets, or None if it can."""
+        if not self.caches_targets or self.target_source() is None:
+            return (
+                f"method {self.method!r} has no frozen teacher outputs to cache; "
+                "train it without --cached-targets"
+            )
+        return None
+
+    def frozen_targets(self, images: Tensor) -> Tensor:
+        """The frozen networks' logits for ``images`` as ``(M, B, C)``; the target cache stores
+        exactly this, and :meth:`targets_for` computes it live when no cache is used."""
+        raise NotImplementedError(f"{type(self).__name__} has no frozen targets")
+
+    def targets_for(self, images: Tensor, targets: Tensor | None) -> Tensor:
+        """The cached ``targets`` if given, else the frozen networks run live without gradients."""
+        if targets is not None:
+            return targets
+        with torch.no_grad():
+            return self.frozen_targets(images)
 
     def predict(self, images: Tensor) -> Tensor:
         """Logits used for validation and test: the student's main classifier only."""

@@ -21,6 +21,8 @@ class CrossEntropy(Distiller):
     summary = "cross-entropy with the labels only (no teacher)"
     Options = CEOptions
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         logits = self.student(images)
         return logits, {"ce": F.cross_entropy(logits, labels)}

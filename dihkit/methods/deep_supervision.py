@@ -75,7 +75,9 @@ class DeeplySupervisedNet(ExitsDistiller):
             shallow_classifiers(context, options.exits, cls.method), options.companion_weight
         )
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.student_exits(images)
         terms = {"ce": F.cross_entropy(out.logits, labels)}
         for j, logits in enumerate(out.exit_logits):
@@ -122,7 +124,9 @@ class BeYourOwnTeacher(ExitsDistiller):
     def build(cls, context: BuildContext, options: BYOTOptions) -> BeYourOwnTeacher:
         return cls(shallow_classifiers(context, options.exits, cls.method), options)
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.student_exits(images)
         deepest_feature = out.feature.detach().float().mean(dim=(2, 3))
         terms = {"ce": (1 - self.alpha) * F.cross_entropy(out.logits, labels)}

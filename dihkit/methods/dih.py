@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from dihkit.heads import Cohort, freeze
 from dihkit.losses import dih_student_loss, ensemble_kd_loss
-from dihkit.methods.base import BuildContext, Distiller, no_grad_forward
+from dihkit.methods.base import BuildContext, Distiller
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
 
@@ -38,6 +38,7 @@ class IntermediateHeads(Distiller):
     Options = DIHOptions
     requires = ("teacher", "cohort")
     frozen = ("cohort",)
+    caches_targets = True
 
     def __init__(
         self,
@@ -56,8 +57,16 @@ class IntermediateHeads(Distiller):
         cohort = context.teacher.require_cohort(cls.method)
         return cls(context.student, cohort, options.tau, options.alpha, options.dih_reduction)
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        cohort_logits = no_grad_forward(self.cohort, images)
+    def target_source(self) -> nn.Module:
+        return self.cohort
+
+    def frozen_targets(self, images: Tensor) -> Tensor:
+        return self.cohort(images)
+
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        cohort_logits = self.targets_for(images, targets)
         logits = self.student(images)
         terms = dih_student_loss(logits, cohort_logits, labels, self.tau, self.alpha)
         if self.reduction == "sum":
@@ -80,6 +89,7 @@ class EnsembleHeads(Distiller):
     Options = EnsembleOptions
     requires = ("teacher", "cohort")
     frozen = ("cohort",)
+    caches_targets = True
 
     def __init__(self, student: nn.Module, cohort: Cohort, tau: float = 5.0, alpha: float = 0.1):
         super().__init__(student)
@@ -91,8 +101,16 @@ class EnsembleHeads(Distiller):
         cohort = context.teacher.require_cohort(cls.method)
         return cls(context.student, cohort, options.tau, options.alpha)
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        cohort_logits = no_grad_forward(self.cohort, images)
+    def target_source(self) -> nn.Module:
+        return self.cohort
+
+    def frozen_targets(self, images: Tensor) -> Tensor:
+        return self.cohort(images)
+
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        cohort_logits = self.targets_for(images, targets)
         logits = self.student(images)
         return logits, {
             "kd_ensemble": self.alpha * ensemble_kd_loss(logits, cohort_logits, self.tau),

@@ -51,7 +51,9 @@ class MutualLearning(Distiller):
     def extra_modules(self) -> dict[str, nn.Module]:
         return {"peer": self.peer}
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         logits = self.student(images)
         peer_logits = self.peer(images)
         return logits, {

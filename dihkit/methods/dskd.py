@@ -66,6 +66,7 @@ class DeeplySupervisedKD(ExitsDistiller):
     Options = DSKDOptions
     requires = ("teacher",)
     frozen = ("teacher",)
+    caches_targets = True
 
     def __init__(
         self,
@@ -98,10 +99,30 @@ class DeeplySupervisedKD(ExitsDistiller):
     def extra_modules(self) -> dict[str, nn.Module]:
         return {"exits": self.student_exits.exits, "projections": self.projections}
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def target_source(self) -> nn.Module:
+        return self.teacher
+
+    def cache_refusal(self) -> str | None:
+        if self.options.feature_loss:
+            return (
+                "method 'dskd': the target cache stores logits, but the feature loss needs the "
+                "teacher's feature maps; run without --cached-targets or with --no-feature-loss"
+            )
+        return None
+
+    def frozen_targets(self, images: Tensor) -> Tensor:
+        return self.teacher(images).unsqueeze(0)
+
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         o = self.options
-        with torch.no_grad():
-            teacher_logits, (teacher_feature,) = self.teacher_taps(images)
+        teacher_feature = None
+        if targets is not None:
+            teacher_logits = targets[0]
+        else:
+            with torch.no_grad():
+                teacher_logits, (teacher_feature,) = self.teacher_taps(images)
         out = self.student_exits(images)
         terms = {
             "ce": F.cross_entropy(out.logits, labels),

@@ -83,7 +83,9 @@ class HintStage(Distiller):
     def extra_modules(self) -> dict[str, nn.Module]:
         return {"regressor": self.regressor}
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         with torch.no_grad():
             _, (teacher_hint,) = self.teacher_taps(images)
         logits, (guided,) = self.student_taps(images)

@@ -35,7 +35,9 @@ class HeadTraining(Distiller):
     def describe(self) -> str:
         return f"{self.cohort.teacher.arch} {self.cohort.spec['kind']} heads"
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         head_logits = self.cohort(images)[:-1]
         losses = {
             f"ce_head{i + 1}": F.cross_entropy(logits, labels)

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from dihkit.heads import freeze
 from dihkit.losses import kd_student_loss
-from dihkit.methods.base import BuildContext, Distiller, no_grad_forward, require_teacher
+from dihkit.methods.base import BuildContext, Distiller, require_teacher
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
 
@@ -32,6 +32,7 @@ class KnowledgeDistillation(Distiller):
     Options = KDOptions
     requires = ("teacher",)
     frozen = ("teacher",)
+    caches_targets = True
 
     def __init__(
         self, student: nn.Module, teacher: nn.Module, tau: float = 5.0, alpha: float = 0.1
@@ -45,7 +46,15 @@ class KnowledgeDistillation(Distiller):
         teacher = require_teacher(context, cls.method)
         return cls(context.student, teacher.model, options.tau, options.alpha)
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        teacher_logits = no_grad_forward(self.teacher, images)
+    def target_source(self) -> nn.Module:
+        return self.teacher
+
+    def frozen_targets(self, images: Tensor) -> Tensor:
+        return self.teacher(images).unsqueeze(0)
+
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        teacher_logits = self.targets_for(images, targets)[0]
         logits = self.student(images)
         return logits, kd_student_loss(logits, teacher_logits, labels, self.tau, self.alpha)

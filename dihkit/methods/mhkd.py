@@ -17,7 +17,6 @@ from dihkit.losses import kd_student_loss, one_head_kd_loss
 from dihkit.methods.base import (
     BuildContext,
     Distiller,
-    no_grad_forward,
     parse_positions,
     require_teacher,
 )
@@ -71,6 +70,7 @@ class MultiHeadKD(Distiller):
     summary = "MHKD: conv heads on teacher and student units, KL between matching heads, + KD"
     Options = MHKDOptions
     requires = ("teacher",)
+    caches_targets = True
     frozen = ("teacher",)
 
     def __init__(
@@ -155,11 +155,28 @@ class MultiHeadKD(Distiller):
             extras["teacher_heads"] = self.teacher_cohort.heads
         return extras
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def target_source(self) -> nn.Module | None:
+        return None if self.train_teacher_heads else self.teacher_cohort
+
+    def cache_refusal(self) -> str | None:
+        if self.train_teacher_heads:
+            return (
+                "method 'mhkd' trains the teacher's heads in this run, so their outputs change "
+                "and cannot be cached; train the heads first (`dihkit train-heads --head conv`, "
+                "then --teacher-heads pretrained) or run without --cached-targets"
+            )
+        return None
+
+    def frozen_targets(self, images: Tensor) -> Tensor:
+        return self.teacher_cohort(images)
+
+    def forward(
+        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         if self.train_teacher_heads:
             cohort_logits = self.teacher_cohort(images)  # backbone without gradients, heads with
         else:
-            cohort_logits = no_grad_forward(self.teacher_cohort, images)
+            cohort_logits = self.targets_for(images, targets)
         out = self.student_exits(images)
         terms: dict[str, Tensor] = {}
         for j, student_head in enumerate(out.exit_logits):
