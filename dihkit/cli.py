@@ -152,11 +152,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_args(p)
     p.set_defaults(run=commands.cmd_compare)
 
-    p = sub.add_parser("benchmark", help="training and inference images/s of models")
+    p = sub.add_parser(
+        "benchmark",
+        help="images/s of models, and each method's step and epoch cost live and cached",
+        description="Model throughput, then per-method costs (interleaved in one process, "
+        "reported as ratios): step time live and from cached targets against ce, the cohort's "
+        "forward against the teacher's, fit epochs against a conventional PIL + DataLoader KD "
+        "loop, the cache's one-time cost and peak tensor memory.",
+    )
     p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=["resnet8", "resnet56"])
     p.add_argument("--batch-size", type=_positive_int, default=128)
-    p.add_argument("--steps", type=_positive_int, default=30)
+    p.add_argument("--steps", type=_positive_int, default=30, help="throughput steps per model")
     p.add_argument("--device", default="auto")
+    p.add_argument("--teacher", default="resnet56", help="teacher of the method benchmark")
+    p.add_argument("--student", default="resnet8", choices=MODEL_NAMES, metavar="MODEL")
+    p.add_argument("--method-steps", type=_positive_int, default=10, help="steps per round")
+    p.add_argument("--rounds", type=_positive_int, default=5, help="interleaved rounds")
+    p.add_argument("--views", type=_positive_int, default=8, help="cached views per image")
+    p.add_argument("--epoch-rounds", type=_positive_int, default=1, help="rounds of fit epochs")
+    p.add_argument(
+        "--run-epochs", type=_positive_int, default=15, help="run length for the cache trade-off"
+    )
+    p.add_argument("--workers", type=_non_negative_int, default=2, help="conventional loop")
+    p.add_argument("--models-only", action="store_true", help="only the model throughput table")
+    p.add_argument("--quick", action="store_true", help="tiny data and few steps (for tests)")
+    p.add_argument("--json", action="store_true", help="print the measurements as JSON")
     _add_data_args(p)
     p.set_defaults(run=commands.cmd_benchmark)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from dihkit.benchmark import measure_throughput
+from dihkit.benchmark_methods import format_method_benchmark, method_benchmark
 from dihkit.checkpoint import load_checkpoint
 from dihkit.data import Dataset, load_dataset
 from dihkit.errors import ConfigError
@@ -177,16 +180,47 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    if args.quick:
+        args.train_per_class = args.train_per_class or 20
+        args.batch_size = min(args.batch_size, 32)
+        args.models = args.models[:1]
     data = _dataset(args)
-    print(f"{'model':<12} {'device':<6} {'batch':>5} {'train img/s':>12} {'infer img/s':>12}")
-    for arch in args.models:
-        t = measure_throughput(
-            arch, data, batch_size=args.batch_size, steps=args.steps, device=args.device
+    steps = 3 if args.quick else args.steps
+    rows = [
+        measure_throughput(arch, data, batch_size=args.batch_size, steps=steps, device=args.device)
+        for arch in args.models
+    ]
+    bench = None
+    if not args.models_only:
+        bench = method_benchmark(
+            data,
+            teacher=args.teacher,
+            student=args.student,
+            batch_size=args.batch_size,
+            steps=2 if args.quick else args.method_steps,
+            rounds=1 if args.quick else args.rounds,
+            views=2 if args.quick else args.views,
+            epoch_rounds=1 if args.quick else args.epoch_rounds,
+            run_epochs=args.run_epochs,
+            workers=args.workers,
+            device=args.device,
+            log=(lambda _: None) if args.json else (lambda line: print(line, file=sys.stderr)),
         )
+    if args.json:
+        out = {"throughput": [asdict(t) for t in rows]}
+        if bench is not None:
+            out.update(bench.as_dict())
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"{'model':<12} {'device':<6} {'batch':>5} {'train img/s':>12} {'infer img/s':>12}")
+    for t in rows:
         print(
             f"{t.model:<12} {t.device:<6} {t.batch_size:>5} "
             f"{t.train_images_per_s:>12.0f} {t.inference_images_per_s:>12.0f}"
         )
+    if bench is not None:
+        print()
+        print(format_method_benchmark(bench))
     return 0
 
 

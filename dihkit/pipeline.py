@@ -26,6 +26,7 @@ from dihkit.train import FitResult, TrainConfig, fit
 
 __all__ = [
     "Teacher",
+    "build_distiller",
     "check_fits_data",
     "cohort_accuracy",
     "distill",
@@ -111,7 +112,7 @@ def cohort_accuracy(
     return result
 
 
-def distill(
+def build_distiller(
     method: str,
     teacher_source: str | Path | None,
     student_arch: str,
@@ -122,16 +123,10 @@ def distill(
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
-) -> tuple[Distiller, FitResult]:
-    """Train ``student_arch`` on ``data`` with ``method`` (any name in
-    :func:`dihkit.methods.method_names`) from a teacher checkpoint or bundled name.
-
-    ``options`` are the method's own options (see ``get_method(method).Options``); unset ones
-    take the method's defaults, unknown or out-of-range ones are a :class:`ConfigError`. The
-    student's initial weights depend only on ``config.seed``, so runs of different methods with
-    the same seed start from the same student (paired comparisons). Multi-stage methods (FitNets,
-    TAKD) train their earlier stage into ``out_dir/STAGE`` first.
-    """
+) -> tuple[Distiller, MethodOptions]:
+    """The distiller ``method`` builds for this run (a fresh student seeded by ``config.seed``,
+    the loaded teacher when the method ``requires`` one), with its resolved options. Multi-stage
+    methods (FitNets, TAKD) train their earlier stage into ``out_dir/STAGE`` here."""
     method_class = get_method(method)
     resolved = resolve_options(method, options)
     teacher: Teacher | None = None
@@ -153,7 +148,42 @@ def distill(
         resume=resume,
         progress=progress,
     )
-    distiller = method_class.build(context, resolved)
+    return method_class.build(context, resolved), resolved
+
+
+def distill(
+    method: str,
+    teacher_source: str | Path | None,
+    student_arch: str,
+    data: Dataset,
+    config: TrainConfig,
+    options: Mapping[str, Any] | MethodOptions | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> tuple[Distiller, FitResult]:
+    """Train ``student_arch`` on ``data`` with ``method`` (any name in
+    :func:`dihkit.methods.method_names`) from a teacher checkpoint or bundled name.
+
+    ``options`` are the method's own options (see ``get_method(method).Options``); unset ones
+    take the method's defaults, unknown or out-of-range ones are a :class:`ConfigError`. The
+    student's initial weights depend only on ``config.seed``, so runs of different methods with
+    the same seed start from the same student (paired comparisons). Multi-stage methods (FitNets,
+    TAKD) train their earlier stage into ``out_dir/STAGE`` first. With ``config.cached_targets``
+    the frozen teacher's outputs come from a target cache (:mod:`dihkit.target_cache`).
+    """
+    distiller, resolved = build_distiller(
+        method,
+        teacher_source,
+        student_arch,
+        data,
+        config,
+        options,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+    )
     meta = {
         "teacher": str(teacher_source) if teacher_source is not None else None,
         "options": resolved.as_dict(),

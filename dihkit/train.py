@@ -185,6 +185,7 @@ def _training_loader(
     device: torch.device,
     channels_last: bool,
     progress: bool,
+    cache_root: str | Path | None = None,
 ) -> BatchLoader:
     """The shuffled, augmented training loader; with ``config.cached_targets`` it serves cached
     views with their frozen targets (building the cache on first use)."""
@@ -203,6 +204,7 @@ def _training_loader(
         data,
         views=config.cached_targets,
         seed=config.cache_seed,
+        root=cache_root,
         augment=config.augment,
         device=device,
         batch_size=config.eval_batch_size,
@@ -222,6 +224,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     meta: dict[str, Any] | None = None,
+    cache_root: str | Path | None = None,
 ) -> FitResult:
     """Train ``distiller`` on ``data.train``, select on ``data.val``, report on ``data.test``.
 
@@ -235,7 +238,9 @@ def fit(
     classifier only (exits, heads and peers never vote). A distiller with ``select_best = False``
     (a preparatory stage such as FitNets' hint stage) keeps its last epoch's weights instead.
     Tensors a distiller reports through ``epoch_records`` are saved as
-    ``records/epoch-NNN.pt`` in the run folder.
+    ``records/epoch-NNN.pt`` in the run folder. With ``config.cached_targets`` the frozen
+    targets come from the cache in ``cache_root`` (default:
+    :func:`dihkit.target_cache.default_cache_root`), built there on first use.
     """
     config = config or TrainConfig()
     _check_compatible(distiller, data)
@@ -246,7 +251,7 @@ def fit(
         distiller.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(distiller, config)
     scheduler = _make_scheduler(optimizer, config)
-    loader = _training_loader(distiller, data, config, device, channels_last, progress)
+    loader = _training_loader(distiller, data, config, device, channels_last, progress, cache_root)
     out_path = Path(out_dir) if out_dir is not None else None
     history: list[EpochRecord] = []
     best_epoch, best_val, best_state = 0, -math.inf, None
