@@ -176,3 +176,17 @@ def test_crop_flip_random_draws_are_seeded_and_bounded():
     flipped = random_crop_flip(ramp, torch.Generator().manual_seed(0), 0)
     mirrored = (flipped[:, 0, 0, 0] == 7).float().mean()
     assert 0.2 < mirrored < 0.8
+
+
+def test_the_loader_reports_the_augmentation_it_drew(tiny):
+    kwargs = dict(mean=0.5, std=0.25, shuffle=True, augment=True, seed=4)
+    plain = BatchLoader(tiny.train, 32, **kwargs)
+    reporting = BatchLoader(tiny.train, 32, return_indices=True, return_augmentation=True, **kwargs)
+    for loader in (plain, reporting):
+        loader.set_epoch(3)
+    for (x, y), (x2, y2, idx, offsets, flips) in zip(plain, reporting, strict=True):
+        assert torch.equal(x, x2) and torch.equal(y, y2)  # reporting changes nothing
+        assert offsets.shape == (len(idx), 2) and flips.shape == (len(idx),)
+        # Re-applying the reported parameters to the raw images gives the same batch.
+        again = random_crop_flip(tiny.train.images[idx], None, 4, offsets=offsets, flips=flips)
+        assert torch.allclose(((again.float() / 255) - 0.5) / 0.25, x2, atol=1e-5)
