@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dihkit.data import Dataset
-from dihkit.methods import get_method
+from dihkit.methods import get_method, resolve_options
 from dihkit.pipeline import distill
 from dihkit.train import TrainConfig
 
@@ -28,11 +28,18 @@ class RunRecord:
     seconds: float
 
 
-def method_config(method: str, config: TrainConfig, seed: int) -> TrainConfig:
-    """``config`` for one run of a comparison: its seed, and cached targets only for methods that
-    can train from them (the others, such as ``ce``, run as they always do)."""
-    cached = config.cached_targets if get_method(method).caches_targets else 0
-    return replace(config, seed=seed, cached_targets=cached)
+def method_config(
+    method: str,
+    config: TrainConfig,
+    seed: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """``config`` for one run of a grid: its seed, and cached targets only where the method with
+    these options can train from them (the others, such as ``ce``, run as they always do)."""
+    method_class = get_method(method)
+    usable = method_class.can_cache(resolve_options(method, options))
+    cached = config.cached_targets if usable else 0
+    return replace(config, seed=config.seed if seed is None else seed, cached_targets=cached)
 
 
 def run_comparison(
@@ -61,7 +68,7 @@ def run_comparison(
                     teacher,
                     student,
                     data,
-                    method_config(method, config, seed),
+                    method_config(method, config, seed, (options or {}).get(method)),
                     (options or {}).get(method),
                     out_dir=run_dir,
                     resume=True,

@@ -36,6 +36,7 @@ class Settings:
     schedule: str
     device: str
     data_dir: str | None = None
+    cached_targets: int = 0  # V > 0: methods that can train from V cached views per image do
 
     def config(self, seed: int | None = None, **changes: Any):
         """A :class:`dihkit.train.TrainConfig` for one run (``seed`` defaults to the first)."""
@@ -48,6 +49,7 @@ class Settings:
             schedule=self.schedule,
             seed=self.seeds[0] if seed is None else seed,
             device=self.device,
+            cached_targets=self.cached_targets,
         )
         values.update(changes)
         return TrainConfig(**values)
@@ -188,6 +190,7 @@ def resolve(profile: str = "classroom", **overrides: Any) -> Settings:
     check_range("epochs", settings.epochs, 1, integer=True)
     check_range("batch_size", settings.batch_size, 1, integer=True)
     check_range("lr", settings.lr, 0, low_inclusive=False)
+    check_range("cached_targets", settings.cached_targets, 0, integer=True)
     if settings.train_per_class is not None:
         check_range("train_per_class", settings.train_per_class, 1, integer=True)
     seeds = settings.seeds

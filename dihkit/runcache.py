@@ -112,10 +112,12 @@ def cached_run(
     ``train_per_class`` and ``val_fraction`` (to save loading it again).
     """
     from dihkit.data import load_dataset
+    from dihkit.experiments import method_config
     from dihkit.models import build_model, count_parameters
     from dihkit.pipeline import distill, resolve_options
 
     resolved = resolve_options(method, options or {}).as_dict()
+    config = method_config(method, config, options=resolved)  # the cache only where usable
     data_options = {
         "dataset": dataset,
         "train_per_class": train_per_class,

@@ -302,3 +302,23 @@ def test_cli_distill_with_cached_targets(tmp_path, monkeypatch, capsys):
     assert load_checkpoint(tmp_path / "run" / "best.pt")["config"]["cached_targets"] == 2
     assert main([*argv[:-2], "--method", "dskd", "--out", str(tmp_path / "dskd")]) == 2
     assert "feature loss needs the teacher's feature maps" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "expected"),
+    [
+        ("ce", {}, 0),
+        ("kd", {}, 4),
+        ("dih-ensemble", {}, 4),
+        ("fitnets", {}, 0),
+        ("mhkd", {}, 0),  # teacher_heads=auto may train the heads in the run
+        ("mhkd", {"teacher_heads": "pretrained"}, 4),
+        ("dskd", {}, 0),  # the feature loss needs feature maps
+        ("dskd", {"feature_loss": False}, 4),
+    ],
+)
+def test_grids_use_the_cache_only_where_the_method_can(method, options, expected):
+    from dihkit.experiments import method_config
+
+    config = method_config(method, TrainConfig(cached_targets=4), seed=7, options=options)
+    assert (config.cached_targets, config.seed) == (expected, 7)

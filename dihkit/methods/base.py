@@ -107,6 +107,12 @@ class Distiller(nn.Module):
         for these images when training from a target cache (see :meth:`frozen_targets`)."""
         raise NotImplementedError
 
+    @classmethod
+    def can_cache(cls, options: MethodOptions) -> bool:
+        """Whether a run with these options can train from cached targets (grids such as
+        ``compare`` use the cache for those runs only and run the others live)."""
+        return cls.caches_targets
+
     def target_source(self) -> nn.Module | None:
         """The frozen network whose outputs :meth:`frozen_targets` returns (its weights key the
         target cache), or None for a method without frozen targets."""

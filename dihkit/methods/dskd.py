@@ -99,6 +99,10 @@ class DeeplySupervisedKD(ExitsDistiller):
     def extra_modules(self) -> dict[str, nn.Module]:
         return {"exits": self.student_exits.exits, "projections": self.projections}
 
+    @classmethod
+    def can_cache(cls, options: MethodOptions) -> bool:
+        return not options.feature_loss
+
     def target_source(self) -> nn.Module:
         return self.teacher
 

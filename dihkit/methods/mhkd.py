@@ -155,6 +155,10 @@ class MultiHeadKD(Distiller):
             extras["teacher_heads"] = self.teacher_cohort.heads
         return extras
 
+    @classmethod
+    def can_cache(cls, options: MethodOptions) -> bool:
+        return options.teacher_heads == "pretrained"  # "auto" may train them: decided live
+
     def target_source(self) -> nn.Module | None:
         return None if self.train_teacher_heads else self.teacher_cohort
 
