@@ -308,9 +308,12 @@ def test_cli_distill_with_cached_targets(tmp_path, monkeypatch, capsys):
     ("method", "options", "expected"),
     [
         ("ce", {}, 0),
+        ("dml", {}, 0),
+        ("dsn", {}, 0),
         ("kd", {}, 4),
         ("dih-ensemble", {}, 4),
-        ("fitnets", {}, 0),
+        ("fitnets", {}, 4),  # its KD stage; the hint stage always runs live
+        ("takd", {"assistant": "resnet14"}, 4),  # both KD legs
         ("mhkd", {}, 0),  # teacher_heads=auto may train the heads in the run
         ("mhkd", {"teacher_heads": "pretrained"}, 4),
         ("dskd", {}, 0),  # the feature loss needs feature maps
@@ -322,3 +325,25 @@ def test_grids_use_the_cache_only_where_the_method_can(method, options, expected
 
     config = method_config(method, TrainConfig(cached_targets=4), seed=7, options=options)
     assert (config.cached_targets, config.seed) == (expected, 7)
+
+
+def test_fitnets_and_takd_train_their_kd_stages_from_the_cache(tiny, tmp_path, monkeypatch):
+    from dihkit.pipeline import distill
+
+    monkeypatch.setenv("DIHKIT_TARGET_CACHE", str(tmp_path / "cache"))
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu", cached_targets=2)
+    distill("fitnets", "resnet14", "resnet8", tiny, config, out_dir=tmp_path / "f", progress=False)
+    assert load_checkpoint(tmp_path / "f" / "hint" / "last.pt")["config"]["cached_targets"] == 0
+    assert load_checkpoint(tmp_path / "f" / "last.pt")["config"]["cached_targets"] == 2
+    distill(
+        "takd",
+        "resnet14",
+        "resnet8",
+        tiny,
+        config,
+        {"assistant": "resnet8"},
+        out_dir=tmp_path / "t",
+        progress=False,
+    )
+    # One cache of the teacher (shared by fitnets and takd's first leg), one of the assistant.
+    assert len(list((tmp_path / "cache").iterdir())) == 2

@@ -133,7 +133,10 @@ class FitNets(KnowledgeDistillation):
             context.run_stage(
                 "hint",
                 stage,
-                dataclasses.replace(context.config, epochs=hint_epochs, milestones=()),
+                # The hint stage matches feature maps, which the target cache does not hold.
+                dataclasses.replace(
+                    context.config, epochs=hint_epochs, milestones=(), cached_targets=0
+                ),
                 meta={"role": "fitnets hint stage", "guided": student_position},
             )
         finally:
