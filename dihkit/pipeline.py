@@ -123,6 +123,7 @@ def build_distiller(
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    cache_root: str | Path | None = None,
 ) -> tuple[Distiller, MethodOptions]:
     """The distiller ``method`` builds for this run (a fresh student seeded by ``config.seed``,
     the loaded teacher when the method ``requires`` one), with its resolved options. Multi-stage
@@ -147,6 +148,7 @@ def build_distiller(
         out_dir=Path(out_dir) if out_dir is not None else None,
         resume=resume,
         progress=progress,
+        cache_root=Path(cache_root) if cache_root is not None else None,
     )
     return method_class.build(context, resolved), resolved
 
@@ -162,6 +164,7 @@ def distill(
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    cache_root: str | Path | None = None,
 ) -> tuple[Distiller, FitResult]:
     """Train ``student_arch`` on ``data`` with ``method`` (any name in
     :func:`dihkit.methods.method_names`) from a teacher checkpoint or bundled name.
@@ -171,7 +174,8 @@ def distill(
     student's initial weights depend only on ``config.seed``, so runs of different methods with
     the same seed start from the same student (paired comparisons). Multi-stage methods (FitNets,
     TAKD) train their earlier stage into ``out_dir/STAGE`` first. With ``config.cached_targets``
-    the frozen teacher's outputs come from a target cache (:mod:`dihkit.target_cache`).
+    the frozen teacher's outputs come from a target cache (:mod:`dihkit.target_cache`) in
+    ``cache_root`` (default: ``$DIHKIT_TARGET_CACHE`` or ``runs/cache/targets``).
     """
     distiller, resolved = build_distiller(
         method,
@@ -183,12 +187,20 @@ def distill(
         out_dir=out_dir,
         resume=resume,
         progress=progress,
+        cache_root=cache_root,
     )
     meta = {
         "teacher": str(teacher_source) if teacher_source is not None else None,
         "options": resolved.as_dict(),
     }
     result = fit(
-        distiller, data, config, out_dir=out_dir, resume=resume, progress=progress, meta=meta
+        distiller,
+        data,
+        config,
+        out_dir=out_dir,
+        resume=resume,
+        progress=progress,
+        meta=meta,
+        cache_root=cache_root,
     )
     return distiller, result

@@ -150,6 +150,7 @@ def cached_run(
             out_dir=run_dir,
             resume=True,
             progress=progress,
+            cache_root=Path(root) / "targets",
         )
     summary = json.loads(summary_path.read_text())
     history = json.loads((run_dir / "history.json").read_text())

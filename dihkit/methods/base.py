@@ -49,6 +49,7 @@ class BuildContext:
     out_dir: Path | None = None
     resume: bool = False
     progress: bool = True
+    cache_root: Path | None = None  # where target caches live (None: the default root)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -76,6 +77,7 @@ class BuildContext:
             resume=self.resume,
             progress=self.progress,
             meta=meta,
+            cache_root=self.cache_root,
         )
 
 
