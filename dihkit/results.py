@@ -160,6 +160,7 @@ def _variant(run: Mapping[str, Any]) -> dict[str, Any]:
         "dataset": run.get("dataset"),
         "per_class": run.get("train_per_class"),
         "epochs": run.get("epochs"),
+        "cached_targets": run.get("cached_targets", 0),
         **(run.get("options") or {}),
     }
 

@@ -39,6 +39,7 @@ class RunSummary:
     run_dir: str
     options: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    cached_targets: int = 0  # V: trained from V cached views per image; 0: live teacher
 
     def as_dict(self, with_history: bool = False) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -171,4 +172,5 @@ def cached_run(
         run_dir=str(run_dir),
         options=dict(resolved),
         history=history,
+        cached_targets=config.cached_targets,
     )

@@ -217,3 +217,14 @@ def test_paper_numbers_are_labelled_as_the_papers():
     assert "62.70" in dih_table3_markdown()
     with pytest.raises(ValueError, match="cifar10"):
         dih_table2_markdown("mnist")
+
+
+def test_collected_runs_keep_cached_and_live_runs_apart():
+    live = [{**r, "epochs": 15} for r in RUNS[3:6]]  # older records carry no cached_targets
+    cached = [
+        {**r, "epochs": 15, "cached_targets": 8, "run_dir": r["run_dir"] + "-c"} for r in live
+    ]
+    runs = collected_runs([{"notebook": "a", "runs": live}, {"notebook": "b", "runs": cached}])
+    labels = sorted({run_label(r) for r in runs})
+    assert len(runs) == 6 and len(labels) == 2
+    assert labels[0].endswith("[cached_targets=0]") and labels[1].endswith("[cached_targets=8]")
