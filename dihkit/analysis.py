@@ -315,6 +315,11 @@ def describe_settings(settings: Any) -> str:
         f"profile {settings.profile}: {settings.dataset}, {data}, {settings.epochs} epochs, "
         f"teacher {settings.teacher}, student {settings.student}, seeds {seeds}, "
         f"device {settings.device}"
+        + (
+            f", teacher targets cached ({settings.cached_targets} views per image)"
+            if getattr(settings, "cached_targets", 0)
+            else ""
+        )
     )
 
 
