@@ -100,3 +100,23 @@ def test_mhkd_run_checkpoints_the_plain_student_and_resumes(tiny, tmp_path):
     assert set(payload["extra"]) == {"student_heads", "teacher_heads"}
     reference = build_model("resnet8", 10, 1).state_dict()
     assert set(payload["model"]["state_dict"]) == set(reference)
+
+
+def test_mhkd_with_saved_teacher_heads_trains_from_cached_targets(tiny, tmp_path):
+    from dihkit.target_cache import CachedTargetLoader, load_or_build
+
+    config = TrainConfig(epochs=1, lr=0.01, device="cpu")
+    train_heads("resnet14", tiny, config, kind="conv", width=8, out_dir=tmp_path, progress=False)
+    mhkd = _mhkd(tiny, teacher=str(tmp_path / "best.pt"), teacher_heads="pretrained")
+    assert mhkd.cache_refusal() is None
+    assert _mhkd(tiny, teacher_heads="joint").cache_refusal().startswith("method 'mhkd' trains")
+    cache = load_or_build(mhkd, tiny, views=1, root=tmp_path / "cache", log=lambda _: None)
+    assert cache.targets.shape[2] == 4  # three conv heads and the teacher
+    loader = CachedTargetLoader(tiny.train, cache, 16, mean=tiny.spec.mean, std=tiny.spec.std)
+    images, labels, targets = next(iter(loader))
+    mhkd.eval()  # the student's BN in eval mode: both calls see the same network
+    _, cached_terms = mhkd(images, labels, targets)
+    _, live_terms = mhkd(images, labels)
+    assert cached_terms.keys() == live_terms.keys()
+    for name, value in live_terms.items():
+        assert float(cached_terms[name]) == pytest.approx(float(value), rel=2e-3, abs=1e-4), name
