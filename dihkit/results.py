@@ -212,7 +212,7 @@ def run_grid(
             if log is not None:
                 took = time.perf_counter() - started
                 log(
-                    f"{record['label']}, seed {seed}: test {100 * summary.test_acc_best:.2f}% "
+                    f"{run_label(record)}, seed {seed}: test {100 * summary.test_acc_best:.2f}% "
                     f"(training took {summary.seconds:.1f} s; this call {took:.1f} s)"
                 )
     return records
