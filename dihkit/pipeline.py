@@ -12,10 +12,12 @@ from typing import Any
 
 from torch import nn
 
+from dihkit import run_folder
 from dihkit.data import Dataset
 from dihkit.errors import ConfigError
 from dihkit.evaluation import evaluate
 from dihkit.heads import Cohort, mount_heads
+from dihkit.identity import run_identity, teacher_sha256
 from dihkit.methods import BuildContext, Distiller, MethodOptions, get_method, resolve_options
 from dihkit.methods.ce import CrossEntropy
 from dihkit.methods.head_training import HeadTraining
@@ -29,6 +31,7 @@ __all__ = [
     "check_fits_data",
     "cohort_accuracy",
     "distill",
+    "distill_identity",
     "input_shape",
     "load_teacher",
     "resolve_options",
@@ -49,13 +52,20 @@ def train_model(
     *,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[nn.Module, FitResult]:
     """Train a zoo model from scratch with cross-entropy (how teachers are made)."""
     seed_everything(config.seed)
     model = build_model(arch, data.spec.num_classes, data.spec.in_channels)
     result = fit(
-        CrossEntropy(model), data, config, out_dir=out_dir, resume=resume, progress=progress
+        CrossEntropy(model),
+        data,
+        config,
+        out_dir=out_dir,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
     )
     return model, result
 
@@ -71,6 +81,7 @@ def train_heads(
     width: int = 256,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[Cohort, FitResult]:
     """Mount heads on a trained teacher and train them with CE, backbone frozen. Head sets of
@@ -93,8 +104,13 @@ def train_heads(
         config,
         out_dir=out_dir,
         resume=resume,
+        overwrite=overwrite,
         progress=progress,
-        meta={"teacher": str(teacher_source)},
+        meta={
+            "teacher": str(teacher_source),
+            "teacher_sha256": teacher_sha256(teacher_source),
+            "heads": {k: v for k, v in cohort.heads_entry().items() if k != "state_dict"},
+        },
     )
     return cohort, result
 
@@ -121,6 +137,7 @@ def distill(
     *,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[Distiller, FitResult]:
     """Train ``student_arch`` on ``data`` with ``method`` (any name in
@@ -130,8 +147,36 @@ def distill(
     take the method's defaults, unknown or out-of-range ones are a :class:`ConfigError`. The
     student's initial weights depend only on ``config.seed``, so runs of different methods with
     the same seed start from the same student (paired comparisons). Multi-stage methods (FitNets,
-    TAKD) train their earlier stage into ``out_dir/STAGE`` first.
+    TAKD) train their earlier stage into ``out_dir/STAGE`` first. ``out_dir`` is claimed for the
+    whole run (see :func:`dihkit.run_folder.claim`); ``overwrite`` replaces an earlier run there.
     """
+    with run_folder.claim(out_dir, resume=resume, overwrite=overwrite):
+        return _distill(
+            method,
+            teacher_source,
+            student_arch,
+            data,
+            config,
+            options,
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+        )
+
+
+def _distill(
+    method: str,
+    teacher_source: str | Path | None,
+    student_arch: str,
+    data: Dataset,
+    config: TrainConfig,
+    options: Mapping[str, Any] | MethodOptions | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> tuple[Distiller, FitResult]:
+    """The body of :func:`distill`, in the claimed run folder."""
     method_class = get_method(method)
     resolved = resolve_options(method, options)
     teacher: Teacher | None = None
@@ -152,13 +197,38 @@ def distill(
         out_dir=Path(out_dir) if out_dir is not None else None,
         resume=resume,
         progress=progress,
+        stage_meta={"teacher_sha256": teacher_sha256(teacher_source if teacher else None)},
     )
     distiller = method_class.build(context, resolved)
-    meta = {
-        "teacher": str(teacher_source) if teacher_source is not None else None,
-        "options": resolved.as_dict(),
-    }
+    meta = _distill_meta(method, teacher_source, resolved)
     result = fit(
         distiller, data, config, out_dir=out_dir, resume=resume, progress=progress, meta=meta
     )
     return distiller, result
+
+
+def _distill_meta(
+    method: str, teacher_source: str | Path | None, options: MethodOptions
+) -> dict[str, Any]:
+    """What a distillation run records besides the training settings: the teacher (its sha256
+    is part of the run's identity, for methods that use a teacher) and the resolved options."""
+    uses_teacher = bool(get_method(method).requires) and teacher_source is not None
+    return {
+        "teacher": str(teacher_source) if teacher_source is not None else None,
+        "teacher_sha256": teacher_sha256(teacher_source) if uses_teacher else None,
+        "options": options.as_dict(),
+    }
+
+
+def distill_identity(
+    method: str,
+    teacher_source: str | Path | None,
+    student_arch: str,
+    data: Dataset,
+    config: TrainConfig,
+    options: Mapping[str, Any] | MethodOptions | None = None,
+) -> dict[str, Any]:
+    """The identity (:func:`dihkit.identity.run_identity`) that :func:`distill` with these
+    arguments records in its run folder, computed without training."""
+    meta = _distill_meta(method, teacher_source, resolve_options(method, options))
+    return run_identity(method, student_arch, data, config, meta)
