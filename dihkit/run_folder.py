@@ -141,6 +141,7 @@ def claim(
     if out_dir is None:
         yield None
         return
+    created = not Path(out_dir).expanduser().exists()
     folder = check_writable_folder(out_dir).resolve()
     if folder in _held:
         fd, depth = _held[folder]
@@ -167,5 +168,7 @@ def claim(
     finally:
         del _held[folder]
         (folder / OWNER_FILE).unlink(missing_ok=True)
+        if created and not any(folder.iterdir()):  # a run that failed before writing anything
+            folder.rmdir()
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

@@ -5,6 +5,7 @@ validation below are all generated from these declarations."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import types
 import typing
@@ -128,6 +129,10 @@ def _checked(method: str, info: OptionInfo, value: Any) -> Any:
         if info.type is int and not integral:
             raise ConfigError(f"{where} = {value!r} must be an integer {info.describe_range()}")
         value = info.type(value)
+        if not math.isfinite(value):
+            raise ConfigError(
+                f"{where} = {value!r} must be a finite number {info.describe_range()}"
+            )
         too_low = info.low is not None and (
             value <= info.low if info.low_open else value < info.low
         )
