@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dihkit.errors import DataError, DataNotFoundError
-from dihkit.safe_pickle import load_restricted
+from dihkit.safe_pickle import UnsafePickleError, load_restricted
 
 Arrays = tuple[np.ndarray, np.ndarray]  # images uint8 (N, C, H, W), labels int64 (N,)
 
@@ -248,7 +248,9 @@ def load_cifar(
         try:
             raw = _get(_unpickle(directory / meta_file), names_key)
             names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in raw)
-        except (KeyError, TypeError, DataError):
+        except UnsafePickleError:
+            raise
+        except (KeyError, TypeError, DataError):  # an odd meta file: the built-in names serve
             names = ()
         if len(names) == num_classes:
             class_names = names

@@ -46,6 +46,10 @@ def _allowed() -> dict[tuple[str, str], Any]:
 ALLOWED_GLOBALS = _allowed()
 
 
+class UnsafePickleError(DataError):
+    """A dataset file names a global outside :data:`ALLOWED_GLOBALS` (nothing was run)."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: Any, path: Path) -> None:
         super().__init__(file, encoding="bytes")
@@ -55,7 +59,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise DataError(
+            raise UnsafePickleError(
                 f"{self.path}: refused to load {module}.{name}; a CIFAR batch file holds only "
                 "dicts, lists, bytes, strings, numbers and numpy arrays (a foreign or crafted "
                 "file?)"
