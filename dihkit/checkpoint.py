@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist (a folder or a typo?)")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. torch's note on a foreign pickle protocol
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch.load fails on garbage in many ways (pickle, zip, index, ...)
+        if "weights_only" in str(exc) or "Weights only load failed" in str(exc):
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds objects other than tensors and plain values; "
+                "refused without running any of it (a crafted or foreign file?)"
+            ) from None
         raise CheckpointError(
             f"checkpoint {str(path)!r} is corrupted or not a PyTorch file ({type(exc).__name__}); "
             "re-run the command that wrote it or point to another checkpoint"

@@ -55,8 +55,8 @@ class OptionInfo:
             return ""
         left = "(" if self.low_open else "["
         low = "-inf" if self.low is None else f"{self.low:g}"
-        high = "inf" if self.high is None else f"{self.high:g}"
-        return f"in {left}{low}, {high}]"
+        high = "inf)" if self.high is None else f"{self.high:g}]"
+        return f"in {left}{low}, {high}"
 
 
 def _base_type(annotation: Any) -> tuple[type, bool]:
