@@ -60,7 +60,11 @@ def test_a_crafted_cifar_file_is_refused_and_runs_nothing(tmp_path, target):
     with pytest.raises(DataError) as info:
         load_dataset("cifar10", data_dir=tmp_path)
     message = str(info.value)
-    assert str(folder / target) in message and "refused to load io.open" in message and "\n" not in message
+    assert (
+        str(folder / target) in message
+        and "refused to load io.open" in message
+        and "\n" not in message
+    )
     assert not marker.exists()
 
 
