@@ -27,7 +27,13 @@ from dihkit.pipeline import (
     train_heads,
     train_model,
 )
-from dihkit.teachers import export_teacher, read_manifest, resolve_checkpoint, teacher_names
+from dihkit.teachers import (
+    check_teacher_name,
+    export_teacher,
+    read_manifest,
+    resolve_checkpoint,
+    teacher_names,
+)
 from dihkit.train import FitResult, TrainConfig
 
 
@@ -236,6 +242,7 @@ def cmd_teachers(args: argparse.Namespace) -> int:
 
 
 def cmd_export_teacher(args: argparse.Namespace) -> int:
+    check_teacher_name(args.name)
     teacher = load_teacher(args.checkpoint)
     cohort = teacher.require_cohort("export-teacher")
     data = _dataset_of(args, args.checkpoint)

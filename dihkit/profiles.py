@@ -185,6 +185,7 @@ def resolve(profile: str = "classroom", **overrides: Any) -> Settings:
     check_choice("dataset", settings.dataset, DATASET_NAMES)
     check_choice("device", settings.device.split(":")[0], DEVICE_CHOICES)
     check_choice("student", settings.student, MODEL_NAMES)
+    check_choice("schedule", settings.schedule, ("cosine", "multistep"))
     if settings.profile != "paper" or "teacher" in given:
         _check_teacher(settings.teacher)
     check_range("epochs", settings.epochs, 1, integer=True)

@@ -57,6 +57,13 @@ def _check_number(
         )
 
 
+def _whole(value: Any) -> int:
+    """``value`` as an int if it is a whole number (``3`` or ``3.0``), else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
+        raise ValueError(value)
+    return int(value)
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings. Defaults follow the DIH paper's recipe (SGD, Nesterov, momentum 0.9,
@@ -95,7 +102,12 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}"
             )
-        self.milestones = tuple(int(m) for m in self.milestones)
+        try:
+            self.milestones = tuple(_whole(m) for m in self.milestones)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"milestones must be whole epoch numbers, got {self.milestones!r}"
+            ) from None
         if any(m < 1 or m > self.epochs for m in self.milestones):
             raise ConfigError(
                 f"milestones {self.milestones} must lie between 1 and epochs={self.epochs}"
