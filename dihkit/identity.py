@@ -78,6 +78,13 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _short(value: Any) -> str:
+    """``repr`` of a value, digests cut to 12 characters (enough to tell two apart)."""
+    if isinstance(value, str) and len(value) > 16:
+        return repr(value[:12] + "...")
+    return repr(value)
+
+
 def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Every setting that differs, as ``name: old -> new`` (``unset`` where one side lacks it)."""
     a, b = _flatten(_plain(old)), _flatten(_plain(new))
@@ -86,6 +93,6 @@ def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list
     for name in sorted(set(a) | set(b)):
         before, after = a.get(name, missing), b.get(name, missing)
         if before != after:
-            shown = ["unset" if v is missing else repr(v) for v in (before, after)]
+            shown = ["unset" if v is missing else _short(v) for v in (before, after)]
             lines.append(f"{name}: {shown[0]} -> {shown[1]}")
     return lines
