@@ -48,7 +48,8 @@ def _owns_out(*, resume: bool | None = None, overwrite: bool | None = None) -> C
         def run(args: argparse.Namespace) -> int:
             again = getattr(args, "resume", False) if resume is None else resume
             fresh = getattr(args, "overwrite", False) if overwrite is None else overwrite
-            if getattr(args, "resume", False) and not (Path(args.out) / "last.pt").is_file():
+            asked = resume is None and getattr(args, "resume", False)
+            if asked and not (Path(args.out) / "last.pt").is_file():
                 print(
                     f"dihkit: note: {Path(args.out) / 'last.pt'} does not exist; "
                     "--resume starts from scratch",
