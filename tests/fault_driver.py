@@ -2,8 +2,9 @@
 
 ``python fault_driver.py MODE N -- ARGV...``: MODE is ``none``, ``kill-at-step`` (SIGKILL before
 the N-th optimiser step), ``term-at-step`` (SIGTERM before the N-th step), ``kill-in-save``
-(SIGKILL halfway through the N-th checkpoint write) or ``hold`` (at the first step, create
-``N.ready`` and wait until ``N.go`` exists, holding the run folder meanwhile).
+(SIGKILL halfway through the N-th checkpoint write) or ``hold`` (N is ``STEM,STEP``: before
+step STEP, create ``STEM.ready`` and wait, holding the run folder, until ``STEM.go`` exists or a
+signal arrives).
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ def _kill_in_save(n: int) -> None:
     torch.save = save
 
 
-def _hold(stem: str) -> None:
+def _hold(stem: str, at: int) -> None:
     def wait(step: int) -> None:
-        if step == 1:
+        if step == at:
             Path(stem + ".ready").write_text(str(os.getpid()))
             deadline = time.monotonic() + 60
             while not Path(stem + ".go").exists() and time.monotonic() < deadline:
@@ -75,5 +76,6 @@ if __name__ == "__main__":
     elif mode == "kill-in-save":
         _kill_in_save(int(arg))
     elif mode == "hold":
-        _hold(arg)
+        stem, at = arg.rsplit(",", 1)
+        _hold(stem, int(at))
     sys.exit(main(argv))
