@@ -217,14 +217,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     data = _dataset(args)
-    for i, arch in enumerate(args.models):
+    print(f"{'model':<12} {'device':<6} {'batch':>5} {'train img/s':>12} {'infer img/s':>12}")
+    for arch in args.models:
         t = measure_throughput(
             arch, data, batch_size=args.batch_size, steps=args.steps, device=args.device
         )
-        if i == 0:  # after the first measurement: a bad setting is an error, not a half table
-            print(
-                f"{'model':<12} {'device':<6} {'batch':>5} {'train img/s':>12} {'infer img/s':>12}"
-            )
         print(
             f"{t.model:<12} {t.device:<6} {t.batch_size:>5} "
             f"{t.train_images_per_s:>12.0f} {t.inference_images_per_s:>12.0f}"
