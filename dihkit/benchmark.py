@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from dihkit.data import Dataset
+from dihkit.errors import ConfigError
 from dihkit.loader import BatchLoader
 from dihkit.models import build_model
 from dihkit.runtime import autocast, resolve_device, uses_channels_last
@@ -44,6 +45,11 @@ def measure_throughput(
 ) -> Throughput:
     """Time ``steps`` SGD steps (augmented batches from the in-memory loader, forward, backward,
     update) and ``steps`` inference batches, after ``warmup`` untimed steps of each."""
+    if batch_size > len(data.train):  # drop_last would leave no batch at all
+        raise ConfigError(
+            f"batch size {batch_size} is larger than the {len(data.train)} training images of "
+            f"{data.spec.name}; use --batch-size {len(data.train)} or less"
+        )
     dev = resolve_device(device)
     channels_last = uses_channels_last(dev)
     model = build_model(arch, data.spec.num_classes, data.spec.in_channels).to(dev)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import torch
 from torch import nn
 
 from dihkit.errors import CheckpointError
-from dihkit.models import build_model
+from dihkit.models import MODEL_NAMES, build_model
 
 FORMAT = "dihkit-checkpoint"
 VERSION = 1
@@ -64,8 +66,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist (a folder or a typo?)")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. torch's note on a foreign pickle protocol
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch.load fails on garbage in many ways (pickle, zip, index, ...)
+        if "weights_only" in str(exc) or "Weights only load failed" in str(exc):
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds objects other than tensors and plain values; "
+                "refused without running any of it (a crafted or foreign file?)"
+            ) from None
         raise CheckpointError(
             f"checkpoint {str(path)!r} is corrupted or not a PyTorch file ({type(exc).__name__}); "
             "re-run the command that wrote it or point to another checkpoint"
@@ -83,10 +92,52 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
+def check_model_entry(entry: Any, source: str = "checkpoint") -> dict[str, Any]:
+    """``entry`` if it is a well-formed :func:`model_entry`, else a :class:`CheckpointError`
+    saying which field is wrong (a damaged file, or one not written by dihkit)."""
+    hint = "the file is damaged or was not written by dihkit"
+    if not isinstance(entry, Mapping):
+        raise CheckpointError(
+            f"{source}: its model entry is a {type(entry).__name__}, not a mapping of arch, "
+            f"num_classes, in_channels and state_dict; {hint}"
+        )
+    missing = [k for k in ("arch", "num_classes", "in_channels", "state_dict") if k not in entry]
+    if missing:
+        raise CheckpointError(f"{source} lacks the model field(s) {', '.join(missing)}; {hint}")
+    if entry["arch"] not in MODEL_NAMES:
+        raise CheckpointError(f"{source} holds an unknown architecture {entry['arch']!r}; {hint}")
+    for attr in ("num_classes", "in_channels"):
+        value = entry[attr]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CheckpointError(
+                f"{source} holds {attr}={value!r}, not a positive integer; {hint}"
+            )
+    state = entry["state_dict"]
+    if not isinstance(state, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise CheckpointError(f"{source}: its state_dict is not a mapping of tensors; {hint}")
+    return dict(entry)
+
+
+def _shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def architecture_of(state: Mapping[str, Any], num_classes: int, in_channels: int) -> str | None:
+    """The zoo architecture whose parameter names and shapes ``state`` has, or None."""
+    wanted = _shapes(state)
+    for arch in MODEL_NAMES:  # smallest first within each family: a match usually comes early
+        if _shapes(build_model(arch, num_classes, in_channels).state_dict()) == wanted:
+            return arch
+    return None
+
+
 def check_entry_matches(
     entry: dict[str, Any], model: nn.Module, source: str = "checkpoint"
 ) -> None:
     """Raise a :class:`CheckpointError` if ``entry`` came from another architecture or shape."""
+    entry = check_model_entry(entry, source)
     for attr in ("arch", "num_classes", "in_channels"):
         saved, wanted = entry.get(attr), getattr(model, attr, None)
         if saved != wanted:
@@ -101,16 +152,30 @@ def load_model_state(model: nn.Module, entry: dict[str, Any], source: str = "che
     check_entry_matches(entry, model, source)
     try:
         model.load_state_dict(entry["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{source} does not fit {entry['arch']}: {exc}") from None
+    except RuntimeError:
+        raise CheckpointError(_misfit(entry, model, source)) from None
+
+
+def _misfit(entry: Mapping[str, Any], model: nn.Module, source: str) -> str:
+    """One line on weights that do not fit the architecture their entry names."""
+    saved, wanted = _shapes(entry["state_dict"]), _shapes(model.state_dict())
+    missing = [k for k in wanted if k not in saved]
+    unexpected = [k for k in saved if k not in wanted]
+    reshaped = [k for k in wanted if k in saved and saved[k] != wanted[k]]
+    found = architecture_of(entry["state_dict"], entry["num_classes"], entry["in_channels"])
+    found_text = f"those of {found}" if found else "of no architecture in the zoo"
+    return (
+        f"{source} is labelled {entry['arch']} but its weights are {found_text} "
+        f"({len(missing)} missing, {len(unexpected)} unexpected, {len(reshaped)} reshaped "
+        f"tensors, e.g. {(missing + unexpected + reshaped)[:1]}); the file is damaged or was "
+        "relabelled: re-export it or load a matching checkpoint"
+    )
 
 
 def model_from_entry(entry: dict[str, Any], source: str = "checkpoint") -> nn.Module:
     """Rebuild the zoo model an entry describes and load its weights."""
-    try:
-        model = build_model(entry["arch"], entry["num_classes"], entry["in_channels"])
-    except KeyError as exc:
-        raise CheckpointError(f"{source} lacks the model field {exc}") from None
+    entry = check_model_entry(entry, source)
+    model = build_model(entry["arch"], entry["num_classes"], entry["in_channels"])
     load_model_state(model, entry, source)
     return model
 
@@ -126,7 +191,7 @@ def load_model(
     payload = load_checkpoint(path)
     if "model" not in payload:
         raise CheckpointError(f"{str(path)!r} holds no model")
-    entry = payload["model"]
+    entry = check_model_entry(payload["model"], repr(str(path)))
     wanted = {"arch": arch, "num_classes": num_classes, "in_channels": in_channels}
     for attr, value in wanted.items():
         if value is not None and entry.get(attr) != value:

@@ -4,8 +4,13 @@ tour (the notebook sequence) and quickstart."""
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
 from dihkit import commands
 from dihkit.book import add_tour_arguments, run_tour
@@ -16,7 +21,52 @@ from dihkit.method_args import add_method_option_args, methods_epilog
 from dihkit.methods import method_names
 from dihkit.models import MODEL_NAMES
 from dihkit.runtime import DEVICE_CHOICES
-from dihkit.train import SCHEDULES
+from dihkit.train import MAX_SEED, SCHEDULES
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the message and where to find the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(text: str, low: float, high: float, low_open: bool, high_open: bool) -> float:
+    """A finite float within bounds, else an argparse error naming the value and the range."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    ok = math.isfinite(value) and (value > low if low_open else value >= low)
+    ok = ok and (value < high if high_open else value <= high)
+    if not ok:
+        left, right = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number in {left}{low:g}, {high:g}{right}, got {text!r}"
+        )
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, 0.0, math.inf, low_open=True, high_open=False)
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, 0.0, math.inf, low_open=False, high_open=False)
+
+
+def _fraction(text: str) -> float:
+    return _number(text, 0.0, 1.0, low_open=False, high_open=True)
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63 - 1], got {text}")
+    return value
 
 
 def _non_negative_int(text: str) -> int:
@@ -44,7 +94,9 @@ def _add_data_args(parser: argparse.ArgumentParser, default: str | None = "fmnis
     group.add_argument("--dataset", default=default, help=f"one of {', '.join(DATASET_NAMES)}")
     group.add_argument("--data-dir", help="folder holding the dataset files (CIFAR, Fashion-MNIST)")
     group.add_argument("--download", action="store_true", help="download the dataset if missing")
-    group.add_argument("--val-fraction", type=float, default=0.1, help="held-out share of train")
+    group.add_argument(
+        "--val-fraction", type=_fraction, default=0.1, help="held-out share of train, in [0, 1)"
+    )
     group.add_argument(
         "--train-per-class", type=_positive_int, help="keep only N training images per class"
     )
@@ -54,17 +106,25 @@ def _add_train_args(parser: argparse.ArgumentParser, epochs: int = 10, lr: float
     group = parser.add_argument_group("training")
     group.add_argument("--epochs", type=_positive_int, default=epochs)
     group.add_argument("--batch-size", type=_positive_int, default=128)
-    group.add_argument("--lr", type=float, default=lr)
-    group.add_argument("--weight-decay", type=float, default=5e-4)
+    group.add_argument("--lr", type=_positive_float, default=lr)
+    group.add_argument("--weight-decay", type=_non_negative_float, default=5e-4)
     group.add_argument("--schedule", choices=SCHEDULES, default="cosine")
     group.add_argument(
         "--milestones", type=_positive_int, nargs="*", default=[], help="multistep epochs"
     )
     group.add_argument("--no-augment", action="store_true", help="no random crop / flip")
-    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--seed", type=_seed, default=0)
     group.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}")
     group.add_argument("--out", required=True, help="run folder for checkpoints and history")
-    group.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    again = group.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT from its last.pt (with no last.pt: start from scratch)",
+    )
+    again.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in OUT (its files)"
+    )
     group.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -89,7 +149,7 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dihkit",
         description="Knowledge distillation via intermediate heads: a teaching kit.",
     )
@@ -148,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--methods", nargs="+", choices=method_names(), default=["ce", "kd", "dih"], metavar="M"
     )
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2])
     _add_method_args(p)
     p.set_defaults(run=commands.cmd_compare)
 
@@ -214,18 +274,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Ctrl-C raises KeyboardInterrupt."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _stopped(exc: KeyboardInterrupt, args: argparse.Namespace) -> int:
+    """The one-line goodbye of an interrupted command, and its exit status."""
+    terminated = isinstance(exc, _Terminated)
+    what = "stopped by SIGTERM" if terminated else "interrupted"
+    out = getattr(args, "out", None)
+    kept = ""
+    if out is not None and (Path(out) / "last.pt").is_file():
+        kept = f"; {Path(out) / 'last.pt'} holds the last finished epoch"
+    print(f"dihkit: {what}{kept}; rerun with --resume to continue", file=sys.stderr)
+    return 143 if terminated else 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; user errors print one line and exit with status 2."""
+    """Entry point; user errors print one line and exit with status 2, SIGINT and SIGTERM stop
+    the run (``last.pt`` keeps the last finished epoch) with status 130 and 143."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.run(args)
-    except (DihkitError, FileNotFoundError) as exc:  # every user-facing error of the kit
+    except (DihkitError, OSError) as exc:  # every user-facing error of the kit, files included
         print(f"dihkit: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("dihkit: interrupted; rerun with --resume to continue", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _stopped(exc, args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from dihkit import run_folder
 from dihkit.benchmark import measure_throughput
 from dihkit.benchmark_methods import format_method_benchmark, method_benchmark
 from dihkit.checkpoint import load_checkpoint
@@ -26,8 +29,40 @@ from dihkit.pipeline import (
     train_heads,
     train_model,
 )
-from dihkit.teachers import export_teacher, read_manifest, resolve_checkpoint, teacher_names
+from dihkit.teachers import (
+    check_teacher_name,
+    export_teacher,
+    read_manifest,
+    resolve_checkpoint,
+    teacher_names,
+)
 from dihkit.train import FitResult, TrainConfig
+
+
+def _owns_out(*, resume: bool | None = None, overwrite: bool | None = None) -> Callable:
+    """Decorate a command that writes a run into ``--out``: the folder is checked and locked
+    before any data is loaded (:func:`dihkit.run_folder.claim`) and held until the command ends.
+    ``resume``/``overwrite`` fix what the flags would otherwise say (compare always resumes,
+    quickstart always starts again)."""
+
+    def decorate(command: Callable[[argparse.Namespace], int]) -> Callable:
+        @functools.wraps(command)
+        def run(args: argparse.Namespace) -> int:
+            again = getattr(args, "resume", False) if resume is None else resume
+            fresh = getattr(args, "overwrite", False) if overwrite is None else overwrite
+            asked = resume is None and getattr(args, "resume", False)
+            if asked and not (Path(args.out) / "last.pt").is_file():
+                print(
+                    f"dihkit: note: {Path(args.out) / 'last.pt'} does not exist; "
+                    "--resume starts from scratch",
+                    file=sys.stderr,
+                )
+            with run_folder.claim(args.out, resume=again, overwrite=fresh):
+                return command(args)
+
+        return run
+
+    return decorate
 
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
@@ -79,6 +114,7 @@ def _print_members(accuracy: dict[str, dict[str, float]]) -> None:
         print(f"{name:<24} {100 * acc['val']:>7.2f} {100 * acc['test']:>7.2f}")
 
 
+@_owns_out()
 def cmd_train(args: argparse.Namespace) -> int:
     data = _dataset(args)
     if args.in_channels is not None and args.in_channels != data.spec.in_channels:
@@ -112,6 +148,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+@_owns_out()
 def cmd_train_heads(args: argparse.Namespace) -> int:
     data = _dataset_of(args, args.teacher)
     cohort, result = train_heads(
@@ -137,6 +174,7 @@ def cmd_train_heads(args: argparse.Namespace) -> int:
     return 0
 
 
+@_owns_out()
 def cmd_distill(args: argparse.Namespace) -> int:
     data = _dataset_of(args, args.teacher)
     options = options_for([args.method], args)[args.method]
@@ -158,6 +196,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+@_owns_out(resume=True)
 def cmd_compare(args: argparse.Namespace) -> int:
     data = _dataset_of(args, args.teacher)
     start = time.perf_counter()
@@ -170,6 +209,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         config_from(args),
         options_for(args.methods, args),
         out_dir=args.out,
+        overwrite=args.overwrite,
         progress=not args.quiet,
     )
     table = comparison_table(records)
@@ -238,6 +278,7 @@ def cmd_teachers(args: argparse.Namespace) -> int:
 
 
 def cmd_export_teacher(args: argparse.Namespace) -> int:
+    check_teacher_name(args.name)
     teacher = load_teacher(args.checkpoint)
     cohort = teacher.require_cohort("export-teacher")
     data = _dataset_of(args, args.checkpoint)
@@ -258,6 +299,7 @@ def cmd_export_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+@_owns_out(overwrite=True)
 def cmd_quickstart(args: argparse.Namespace) -> int:
     data = load_dataset("fmnist-mini")
     print(

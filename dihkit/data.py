@@ -12,8 +12,9 @@ Names: ``fmnist-mini`` (a 12,000-image Fashion-MNIST subset shipped in ``data/``
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,6 +101,7 @@ class Dataset:
     train: Split
     val: Split
     test: Split
+    options: dict[str, Any] = field(default_factory=dict, compare=False)  # how it was loaded
 
 
 FASHION_MNIST_CLASSES = (
@@ -208,7 +210,14 @@ def per_class_subset(split: Split, per_class: int) -> Split:
     training set: the low-data regime where distillation matters most)."""
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
         raise DataError(f"per_class must be a positive integer, got {per_class!r}")
-    keep = [torch.nonzero(split.labels == c).flatten()[:per_class] for c in split.labels.unique()]
+    classes, counts = split.labels.unique(return_counts=True)
+    if len(counts) and per_class > int(counts.min()):
+        smallest = int(counts.min())
+        raise DataError(
+            f"{per_class} images per class (--train-per-class) is more than the {smallest} that "
+            f"class {int(classes[counts.argmin()])} has in this split; use at most {smallest}"
+        )
+    keep = [torch.nonzero(split.labels == c).flatten()[:per_class] for c in classes]
     return split.subset(torch.cat(keep).sort().values)
 
 
@@ -244,6 +253,11 @@ def load_dataset(
         raise DataError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     spec = _SPECS[key]
     root = Path(data_dir).expanduser() if data_dir is not None else None
+    if root is not None and root.exists() and not root.is_dir():
+        raise DataError(
+            f"--data-dir {str(root)!r} is a file, not a folder; pass the folder that holds the "
+            f"{spec.name} files"
+        )
     if key == "fmnist-mini":
         train_arrays, test_arrays = readers.load_fmnist_mini(FMNIST_MINI_PATH)
     elif key == "fashion-mnist":
@@ -258,4 +272,6 @@ def load_dataset(
     train, val = stratified_split(train_full, val_fraction, split_seed)
     if train_per_class is not None:
         train = per_class_subset(train, train_per_class)
-    return Dataset(spec=spec, train=train, val=val, test=test)
+    options = {"val_fraction": float(val_fraction), "split_seed": split_seed}
+    options["train_per_class"] = train_per_class
+    return Dataset(spec=spec, train=train, val=val, test=test, options=options)

@@ -28,4 +28,15 @@ class CheckpointError(DihkitError):
     """A checkpoint that is missing, corrupted, unsafe, or does not fit the run."""
 
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "DataNotFoundError", "DihkitError"]
+class DivergenceError(DihkitError):
+    """Training produced a non-finite loss or weights; the last finite checkpoint is kept."""
+
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "DataNotFoundError",
+    "DihkitError",
+    "DivergenceError",
+]

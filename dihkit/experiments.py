@@ -10,9 +10,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dihkit import run_folder
 from dihkit.data import Dataset
+from dihkit.errors import ConfigError
 from dihkit.methods import get_method, resolve_options
-from dihkit.pipeline import distill
+from dihkit.pipeline import distill, distill_identity
 from dihkit.train import TrainConfig
 
 
@@ -52,41 +54,88 @@ def run_comparison(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     out_dir: str | Path,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> list[RunRecord]:
-    """Run every method with every seed into ``out_dir/METHOD/seed-N``. Finished runs are read
-    back from their ``summary.json`` and interrupted ones resume, so the whole grid is resumable.
-    ``options`` maps a method to its own options (methods not listed take their defaults)."""
+    """Run every method with every seed into ``out_dir/METHOD/seed-N``. A finished run is read
+    back from its ``summary.json`` only if it was run with exactly these settings (its identity,
+    :func:`dihkit.pipeline.distill_identity`); an interrupted one resumes, and one run with other
+    settings is an error listing them (``overwrite`` runs it again instead). ``options`` maps a
+    method to its own options (methods not listed take their defaults)."""
+    _check_unique("seeds", seeds)
+    _check_unique("methods", methods)
     records = []
-    for seed in seeds:
-        for method in methods:
-            run_dir = Path(out_dir) / method / f"seed-{seed}"
-            summary_path = run_dir / "summary.json"
-            if not summary_path.is_file():
-                distill(
-                    method,
-                    teacher,
-                    student,
-                    data,
-                    method_config(method, config, seed, (options or {}).get(method)),
-                    (options or {}).get(method),
-                    out_dir=run_dir,
-                    resume=True,
-                    progress=progress,
+    with run_folder.claim(out_dir, resume=True):
+        for seed in seeds:
+            for method in methods:
+                records.append(
+                    _run_one(
+                        method,
+                        seed,
+                        teacher,
+                        student,
+                        data,
+                        config,
+                        options,
+                        out_dir,
+                        overwrite,
+                        progress,
+                    )
                 )
-            summary = json.loads(summary_path.read_text())
-            history = json.loads((run_dir / "history.json").read_text())
-            records.append(
-                RunRecord(
-                    method=method,
-                    seed=seed,
-                    test_acc_best=summary["test_acc_best"],
-                    test_acc_last=summary["test_acc_last"],
-                    best_epoch=summary["best_epoch"],
-                    seconds=sum(row["seconds"] for row in history),
-                )
-            )
     return records
+
+
+def _check_unique(name: str, values: Sequence[Any]) -> None:
+    repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+    if repeated:
+        raise ConfigError(
+            f"--{name} {' '.join(map(str, values))} repeats {', '.join(repeated)}; "
+            "list each once (a repeated run would be counted twice)"
+        )
+
+
+def _run_one(
+    method: str,
+    seed: int,
+    teacher: str | None,
+    student: str,
+    data: Dataset,
+    config: TrainConfig,
+    options: Mapping[str, Mapping[str, Any]] | None,
+    out_dir: str | Path,
+    overwrite: bool,
+    progress: bool,
+) -> RunRecord:
+    """One cell of the grid: reuse the finished run if its identity matches, else run it."""
+    run_dir = Path(out_dir) / method / f"seed-{seed}"
+    summary_path = run_dir / "summary.json"
+    method_options = (options or {}).get(method)
+    run_config = method_config(method, config, seed, method_options)
+    identity = distill_identity(method, teacher, student, data, run_config, method_options)
+    stored = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if overwrite or stored.get("identity") != identity:
+        distill(
+            method,
+            teacher,
+            student,
+            data,
+            run_config,
+            method_options,
+            out_dir=run_dir,
+            resume=not overwrite,
+            overwrite=overwrite,
+            progress=progress,
+        )
+        stored = json.loads(summary_path.read_text())
+    history = json.loads((run_dir / "history.json").read_text())
+    return RunRecord(
+        method=method,
+        seed=seed,
+        test_acc_best=stored["test_acc_best"],
+        test_acc_last=stored["test_acc_last"],
+        best_epoch=stored["best_epoch"],
+        seconds=sum(row["seconds"] for row in history),
+    )
 
 
 def _mean_std(values: Sequence[float]) -> str:

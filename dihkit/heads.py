@@ -6,13 +6,13 @@ backbone yields all k+1 sets of logits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from dihkit.errors import ConfigError
+from dihkit.errors import CheckpointError, ConfigError
 from dihkit.taps import StageTaps, default_positions
 
 HEAD_TYPES = ("linear", "pooled", "conv")
@@ -201,6 +201,12 @@ def mount_heads(
     ``input_shape`` is one image's (C, H, W): heads are sized from the activations it produces.
     """
     positions = tuple(positions) if positions else default_positions(teacher)
+    repeated = sorted({p for p in positions if positions.count(p) > 1})
+    if repeated:
+        raise ConfigError(
+            f"positions {' '.join(positions)} repeat {', '.join(repeated)}; mount one head per "
+            "position (list each once)"
+        )
     num_classes = num_classes or teacher.num_classes
     shapes = feature_shapes(teacher, positions, input_shape)
     heads = [make_head(kind, shape, num_classes, activation, width) for shape in shapes]
@@ -214,8 +220,31 @@ def mount_heads(
     return Cohort(teacher, positions, heads, spec)
 
 
-def cohort_from_entry(teacher: nn.Module, entry: dict[str, Any]) -> Cohort:
+HEADS_FIELDS = ("kind", "positions", "input_shape", "num_classes", "activation", "width")
+
+
+def check_heads_entry(entry: Any, source: str = "checkpoint") -> dict[str, Any]:
+    """``entry`` if it is a well-formed :meth:`Cohort.heads_entry`, else a
+    :class:`CheckpointError` naming what is wrong."""
+    hint = "the file is damaged or was not written by `dihkit train-heads`"
+    if not isinstance(entry, Mapping):
+        raise CheckpointError(f"{source}: its heads entry is a {type(entry).__name__}; {hint}")
+    missing = [k for k in (*HEADS_FIELDS, "state_dict") if k not in entry]
+    if missing:
+        raise CheckpointError(f"{source}: its heads entry lacks {', '.join(missing)}; {hint}")
+    positions = entry["positions"]
+    if not isinstance(positions, list | tuple) or not all(isinstance(p, str) for p in positions):
+        raise CheckpointError(f"{source}: heads positions {positions!r} are not names; {hint}")
+    if not isinstance(entry["state_dict"], Mapping):
+        raise CheckpointError(f"{source}: its heads state_dict is not a mapping; {hint}")
+    return dict(entry)
+
+
+def cohort_from_entry(
+    teacher: nn.Module, entry: dict[str, Any], source: str = "checkpoint"
+) -> Cohort:
     """Rebuild a cohort from :meth:`Cohort.heads_entry` and its (already loaded) teacher."""
+    entry = check_heads_entry(entry, source)
     cohort = mount_heads(
         teacher,
         entry["kind"],
@@ -225,5 +254,11 @@ def cohort_from_entry(teacher: nn.Module, entry: dict[str, Any]) -> Cohort:
         activation=entry["activation"],
         width=entry["width"],
     )
-    cohort.heads.load_state_dict(entry["state_dict"])
+    try:
+        cohort.heads.load_state_dict(entry["state_dict"])
+    except RuntimeError:
+        raise CheckpointError(
+            f"{source}: its {entry['kind']} heads at {', '.join(entry['positions'])} do not fit "
+            f"the teacher's {getattr(teacher, 'arch', 'model')} (damaged or relabelled file)"
+        ) from None
     return cohort

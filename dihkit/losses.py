@@ -5,6 +5,9 @@ the DSKD paper ("Deeply-supervised knowledge distillation")."""
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -12,13 +15,22 @@ from torch import Tensor
 from dihkit.errors import ConfigError
 
 
+def check_tau(tau: float) -> float:
+    """``tau`` if it is a finite positive number, else a :class:`ConfigError` naming it."""
+    ok = isinstance(tau, numbers.Real) and not isinstance(tau, bool)
+    if not (ok and math.isfinite(tau) and tau > 0):
+        raise ConfigError(f"temperature tau must be a finite positive number, got {tau!r}")
+    return tau
+
+
 def softened(logits: Tensor, tau: float) -> Tensor:
     """Softened probabilities ``softmax(z / tau)`` (Eq. 3 without the head's linear map)."""
-    return F.softmax(logits.float() / tau, dim=-1)
+    return F.softmax(logits.float() / check_tau(tau), dim=-1)
 
 
 def kd_loss_from_probs(student_logits: Tensor, teacher_probs: Tensor, tau: float) -> Tensor:
     """``tau^2 * KL(P_T^tau || P_S^tau)``, batch mean, for teacher probabilities given directly."""
+    check_tau(tau)
     student_log_probs = F.log_softmax(student_logits.float() / tau, dim=-1)
     kl = F.kl_div(student_log_probs, teacher_probs.float(), reduction="batchmean")
     return tau**2 * kl
@@ -36,6 +48,7 @@ def kd_loss(
     constants (no gradient flows into the teacher). ``reduction="none"`` returns the per-sample
     values ``[N]`` (DSKD weights them per sample, its Eq. 2 and 7).
     """
+    check_tau(tau)
     if reduction == "none":
         return per_sample_kd(student_logits, teacher_logits, tau)
     if reduction != "mean":
@@ -178,6 +191,7 @@ def ensemble_probs(cohort_logits: Tensor, tau: float) -> Tensor:
 
 __all__ = [
     "adaptive_weights",
+    "check_tau",
     "dih_loss",
     "dih_student_loss",
     "ensemble_kd_loss",

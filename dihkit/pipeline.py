@@ -12,10 +12,12 @@ from typing import Any
 
 from torch import nn
 
+from dihkit import run_folder
 from dihkit.data import Dataset
 from dihkit.errors import ConfigError
 from dihkit.evaluation import evaluate
 from dihkit.heads import Cohort, mount_heads
+from dihkit.identity import run_identity, teacher_sha256
 from dihkit.methods import BuildContext, Distiller, MethodOptions, get_method, resolve_options
 from dihkit.methods.ce import CrossEntropy
 from dihkit.methods.head_training import HeadTraining
@@ -30,6 +32,7 @@ __all__ = [
     "check_fits_data",
     "cohort_accuracy",
     "distill",
+    "distill_identity",
     "input_shape",
     "load_teacher",
     "resolve_options",
@@ -50,13 +53,20 @@ def train_model(
     *,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[nn.Module, FitResult]:
     """Train a zoo model from scratch with cross-entropy (how teachers are made)."""
     seed_everything(config.seed)
     model = build_model(arch, data.spec.num_classes, data.spec.in_channels)
     result = fit(
-        CrossEntropy(model), data, config, out_dir=out_dir, resume=resume, progress=progress
+        CrossEntropy(model),
+        data,
+        config,
+        out_dir=out_dir,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
     )
     return model, result
 
@@ -72,6 +82,7 @@ def train_heads(
     width: int = 256,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[Cohort, FitResult]:
     """Mount heads on a trained teacher and train them with CE, backbone frozen. Head sets of
@@ -94,8 +105,13 @@ def train_heads(
         config,
         out_dir=out_dir,
         resume=resume,
+        overwrite=overwrite,
         progress=progress,
-        meta={"teacher": str(teacher_source)},
+        meta={
+            "teacher": str(teacher_source),
+            "teacher_sha256": teacher_sha256(teacher_source),
+            "heads": {k: v for k, v in cohort.heads_entry().items() if k != "state_dict"},
+        },
     )
     return cohort, result
 
@@ -149,6 +165,7 @@ def build_distiller(
         resume=resume,
         progress=progress,
         cache_root=Path(cache_root) if cache_root is not None else None,
+        stage_meta={"teacher_sha256": teacher_sha256(teacher_source if teacher else None)},
     )
     return method_class.build(context, resolved), resolved
 
@@ -163,6 +180,7 @@ def distill(
     *,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     cache_root: str | Path | None = None,
 ) -> tuple[Distiller, FitResult]:
@@ -173,34 +191,60 @@ def distill(
     take the method's defaults, unknown or out-of-range ones are a :class:`ConfigError`. The
     student's initial weights depend only on ``config.seed``, so runs of different methods with
     the same seed start from the same student (paired comparisons). Multi-stage methods (FitNets,
-    TAKD) train their earlier stage into ``out_dir/STAGE`` first. With ``config.cached_targets``
-    the frozen teacher's outputs come from a target cache (:mod:`dihkit.target_cache`) in
-    ``cache_root`` (default: ``$DIHKIT_TARGET_CACHE`` or ``runs/cache/targets``).
+    TAKD) train their earlier stage into ``out_dir/STAGE`` first. ``out_dir`` is claimed for the
+    whole run (see :func:`dihkit.run_folder.claim`); ``overwrite`` replaces an earlier run there.
+    With ``config.cached_targets`` the frozen teacher's outputs come from a target cache
+    (:mod:`dihkit.target_cache`) in ``cache_root`` (default: ``$DIHKIT_TARGET_CACHE`` or
+    ``runs/cache/targets``).
     """
-    distiller, resolved = build_distiller(
-        method,
-        teacher_source,
-        student_arch,
-        data,
-        config,
-        options,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        cache_root=cache_root,
-    )
-    meta = {
-        "teacher": str(teacher_source) if teacher_source is not None else None,
-        "options": resolved.as_dict(),
-    }
-    result = fit(
-        distiller,
-        data,
-        config,
-        out_dir=out_dir,
-        resume=resume,
-        progress=progress,
-        meta=meta,
-        cache_root=cache_root,
-    )
+    with run_folder.claim(out_dir, resume=resume, overwrite=overwrite):
+        distiller, resolved = build_distiller(
+            method,
+            teacher_source,
+            student_arch,
+            data,
+            config,
+            options,
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+            cache_root=cache_root,
+        )
+        result = fit(
+            distiller,
+            data,
+            config,
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+            meta=_distill_meta(method, teacher_source, resolved),
+            cache_root=cache_root,
+        )
     return distiller, result
+
+
+def _distill_meta(
+    method: str, teacher_source: str | Path | None, options: MethodOptions
+) -> dict[str, Any]:
+    """What a distillation run records besides the training settings: the teacher (its sha256
+    is part of the run's identity, for methods that use a teacher) and the resolved options."""
+    uses_teacher = bool(get_method(method).requires) and teacher_source is not None
+    return {
+        "teacher": str(teacher_source) if teacher_source is not None else None,
+        "teacher_sha256": teacher_sha256(teacher_source) if uses_teacher else None,
+        "options": options.as_dict(),
+    }
+
+
+def distill_identity(
+    method: str,
+    teacher_source: str | Path | None,
+    student_arch: str,
+    data: Dataset,
+    config: TrainConfig,
+    options: Mapping[str, Any] | MethodOptions | None = None,
+) -> dict[str, Any]:
+    """The identity (:func:`dihkit.identity.run_identity`) that :func:`distill` with these
+    arguments records in its run folder, computed without training."""
+    meta = _distill_meta(method, teacher_source, resolve_options(method, options))
+    return run_identity(method, student_arch, data, config, meta)

@@ -8,6 +8,7 @@ fills every ``None`` from the profile, checks every value and fails with one cle
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 from collections.abc import Sequence
@@ -121,10 +122,11 @@ def check_range(
 ) -> Any:
     """``value`` if it is a number in ``[low, high]`` (``(low, high]`` without ``low_inclusive``),
     else a :class:`ConfigError` naming ``name``, the value and the valid range."""
-    kind = "an integer" if integer else "a number"
+    kind = "an integer" if integer else "a finite number"
     is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if integer:
         is_number = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    is_number = is_number and math.isfinite(value)
     too_low = low is not None and is_number and (value < low if low_inclusive else value <= low)
     too_high = high is not None and is_number and value > high
     if not is_number or too_low or too_high:
@@ -185,6 +187,7 @@ def resolve(profile: str = "classroom", **overrides: Any) -> Settings:
     check_choice("dataset", settings.dataset, DATASET_NAMES)
     check_choice("device", settings.device.split(":")[0], DEVICE_CHOICES)
     check_choice("student", settings.student, MODEL_NAMES)
+    check_choice("schedule", settings.schedule, ("cosine", "multistep"))
     if settings.profile != "paper" or "teacher" in given:
         _check_teacher(settings.teacher)
     check_range("epochs", settings.epochs, 1, integer=True)

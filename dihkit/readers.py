@@ -11,7 +11,6 @@ Readers return plain arrays, ``(images, labels)`` per split: uint8 ``(N, C, H, W
 from __future__ import annotations
 
 import gzip
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dihkit.errors import DataError, DataNotFoundError
+from dihkit.safe_pickle import UnsafePickleError, load_restricted
 
 Arrays = tuple[np.ndarray, np.ndarray]  # images uint8 (N, C, H, W), labels int64 (N,)
 
@@ -158,14 +158,39 @@ def _get(d: dict, key: str) -> Any:
 
 
 def _unpickle(path: Path) -> dict:
-    try:
-        with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="bytes")
-    except Exception as exc:  # corrupt or foreign file: report it as a data problem
-        raise DataError(f"{path}: cannot unpickle CIFAR batch file ({exc})") from exc
+    obj = load_restricted(path)  # plain pickle.load would run code a crafted file names
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a pickled dict, got {type(obj).__name__}")
     return obj
+
+
+def _integers(path: Path, what: str, raw: Any) -> np.ndarray:
+    """``raw`` as an int64 array, or a :class:`DataError` naming the file and the problem."""
+    try:
+        values = np.asarray(raw)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path}: {what} is not a numeric array ({exc})") from None
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    if (
+        values.dtype.kind == "f"
+        and np.isfinite(values).all()
+        and (values == np.round(values)).all()
+    ):
+        return values.astype(np.int64)
+    kind = "non-integer numbers" if values.dtype.kind in "fc" else f"{values.dtype} values"
+    raise DataError(f"{path}: {what} must hold integers, found {kind}")
+
+
+def _pixels(path: Path, raw: Any) -> np.ndarray:
+    """Pixel values as uint8, after checking they are integers in 0..255 (no silent wrapping)."""
+    values = _integers(path, "data (pixel values)", raw)
+    if values.size == 0:
+        raise DataError(f"{path}: the batch holds no images")
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high > 255:
+        raise DataError(f"{path}: pixel values must lie in 0..255, found {low}..{high}")
+    return values.astype(np.uint8)
 
 
 def _read_cifar_batches(paths: Sequence[Path], label_key: str, num_classes: int) -> Arrays:
@@ -173,8 +198,8 @@ def _read_cifar_batches(paths: Sequence[Path], label_key: str, num_classes: int)
     for path in paths:
         batch = _unpickle(path)
         try:
-            data = np.asarray(_get(batch, "data"), dtype=np.uint8)
-            y = np.asarray(_get(batch, label_key), dtype=np.int64)
+            data = _pixels(path, _get(batch, "data"))
+            y = _integers(path, label_key, _get(batch, label_key))
         except KeyError as exc:
             raise DataError(f"{path}: missing key {exc} in CIFAR batch") from exc
         if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or y.shape != (data.shape[0],):
@@ -223,7 +248,9 @@ def load_cifar(
         try:
             raw = _get(_unpickle(directory / meta_file), names_key)
             names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in raw)
-        except (KeyError, TypeError, DataError):
+        except UnsafePickleError:
+            raise
+        except (KeyError, TypeError, DataError):  # an odd meta file: the built-in names serve
             names = ()
         if len(names) == num_classes:
             class_names = names

@@ -7,7 +7,7 @@ teacher file can carry DIH linear heads and MHKD conv heads side by side.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from torch import nn
 from dihkit.checkpoint import load_model
 from dihkit.data import Dataset
 from dihkit.errors import CheckpointError
-from dihkit.heads import Cohort, cohort_from_entry
+from dihkit.heads import Cohort, check_heads_entry, cohort_from_entry
 from dihkit.teachers import resolve_checkpoint
 
 
@@ -40,7 +40,7 @@ class Teacher:
     def cohort(self) -> Cohort | None:
         """Teacher plus its primary trained heads (the DIH cohort), or None without heads."""
         if self._cohort is None and self.heads_entry is not None:
-            self._cohort = cohort_from_entry(self.model, self.heads_entry)
+            self._cohort = cohort_from_entry(self.model, self.heads_entry, repr(self.source))
         return self._cohort
 
     def require_cohort(self, method: str) -> Cohort:
@@ -65,17 +65,22 @@ class Teacher:
             return None
         if width is not None and kind == "conv" and entry.get("width") != width:
             return None
-        return cohort_from_entry(self.model, entry)
+        return cohort_from_entry(self.model, entry, repr(self.source))
 
 
 def load_teacher(source: str | Path) -> Teacher:
     """Load a teacher from a checkpoint path or a bundled teacher's name."""
     model, payload = load_model(resolve_checkpoint(source))
+    where = repr(str(source))
+    heads = payload.get("heads")
+    sets = payload.get("head_sets") or {}
+    if not isinstance(sets, Mapping):
+        raise CheckpointError(f"{where}: its head_sets entry is not a mapping (a damaged file?)")
     return Teacher(
         model=model,
         source=str(source),
-        heads_entry=payload.get("heads"),
-        head_sets=dict(payload.get("head_sets") or {}),
+        heads_entry=None if heads is None else check_heads_entry(heads, where),
+        head_sets={kind: check_heads_entry(e, where) for kind, e in sets.items()},
     )
 
 

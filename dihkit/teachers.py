@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,16 @@ def resolve_checkpoint(source: str | Path) -> Path:
     )
 
 
+def check_teacher_name(name: str) -> str:
+    """``name`` if it can name a bundled teacher file, else a :class:`ConfigError`."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith(".pt"):
+        raise ConfigError(
+            f"teacher name {name!r} must be letters, digits, '_', '-' or '.' (no path, no "
+            "extension), e.g. resnet20"
+        )
+    return name
+
+
 def export_teacher(
     checkpoint: str | Path,
     name: str,
@@ -81,6 +92,7 @@ def export_teacher(
 ) -> dict[str, Any]:
     """Copy a trained checkpoint into the bundle, keeping only what inference needs (no optimiser
     or RNG state), and record it in the manifest with its sha256, command and accuracies."""
+    check_teacher_name(name)
     payload = load_checkpoint(checkpoint)
     keep = ("method", "dataset", "image_size", "config", "meta", "model", "heads", "epoch", "best")
     slim = {k: payload[k] for k in keep if k in payload}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -15,10 +16,13 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from dihkit import run_folder
 from dihkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dihkit.data import Dataset
-from dihkit.errors import ConfigError
+from dihkit.divergence import DivergenceWatch, check_finite_weights
+from dihkit.errors import ConfigError, DivergenceError
 from dihkit.evaluation import evaluate, member_accuracy
+from dihkit.identity import RESUME_MAY_CHANGE, identity_differences, run_identity
 from dihkit.loader import BatchLoader
 from dihkit.methods.base import Distiller
 from dihkit.runtime import (
@@ -31,7 +35,34 @@ from dihkit.runtime import (
 from dihkit.target_cache import CachedTargetLoader, load_or_build
 
 SCHEDULES = ("cosine", "multistep")
-RESUME_MAY_CHANGE = ("device", "eval_batch_size")  # settings that do not alter the run
+MAX_SEED = 2**63 - 1  # torch, NumPy and the loader's epoch seeds all take it
+
+
+def _check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """A :class:`ConfigError` unless ``value`` is a finite real number within the bounds."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low)
+    ok = ok and (value < high if high_open else value <= high)
+    if not ok:
+        left, right = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
+        raise ConfigError(
+            f"{name} must be a finite number in {left}{low:g}, {high:g}{right}, got {value!r}"
+        )
+
+
+def _whole(value: Any) -> int:
+    """``value`` as an int if it is a whole number (``3`` or ``3.0``), else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
+        raise ValueError(value)
+    return int(value)
 
 
 @dataclass
@@ -67,13 +98,26 @@ class TrainConfig:
                     f"{name} must be a non-negative integer, got {value!r}"
                     + ("; 0 trains with the live teacher" if name == "cached_targets" else "")
                 )
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+        _check_number("lr", self.lr, low=0.0, low_open=True)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _check_number("gamma", self.gamma, low=0.0, low_open=True)
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed <= MAX_SEED
+        ):
+            raise ConfigError(f"seed must be an integer in [0, 2**63 - 1], got {self.seed!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(
                 f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}"
             )
-        self.milestones = tuple(int(m) for m in self.milestones)
+        try:
+            self.milestones = tuple(_whole(m) for m in self.milestones)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"milestones must be whole epoch numbers, got {self.milestones!r}"
+            ) from None
         if any(m < 1 or m > self.epochs for m in self.milestones):
             raise ConfigError(
                 f"milestones {self.milestones} must lie between 1 and epochs={self.epochs}"
@@ -222,6 +266,7 @@ def fit(
     *,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     meta: dict[str, Any] | None = None,
     cache_root: str | Path | None = None,
@@ -237,11 +282,55 @@ def fit(
     Model selection uses ``distiller.predict``, which for every method is the student's main
     classifier only (exits, heads and peers never vote). A distiller with ``select_best = False``
     (a preparatory stage such as FitNets' hint stage) keeps its last epoch's weights instead.
+
+    The run folder is claimed first (:func:`dihkit.run_folder.claim`): a folder holding another
+    run's files is refused unless ``resume`` or ``overwrite``, and a folder in use by another
+    process is refused. Resuming compares the run's identity (:mod:`dihkit.identity`) with the
+    one ``last.pt`` was written by and reports every difference; ``resume`` without a ``last.pt``
+    starts from scratch. A non-finite loss stops the run with a :class:`DivergenceError`; no
+    non-finite weights are ever saved, so ``last.pt`` keeps the last finite epoch.
+
     Tensors a distiller reports through ``epoch_records`` are saved as
     ``records/epoch-NNN.pt`` in the run folder. With ``config.cached_targets`` the frozen
     targets come from the cache in ``cache_root`` (default:
     :func:`dihkit.target_cache.default_cache_root`), built there on first use.
     """
+    with run_folder.claim(out_dir, resume=resume, overwrite=overwrite):
+        try:
+            return _fit(
+                distiller,
+                data,
+                config,
+                out_dir=out_dir,
+                resume=resume,
+                progress=progress,
+                meta=meta,
+                cache_root=cache_root,
+            )
+        except DivergenceError as exc:
+            raise DivergenceError(f"{exc}; {_kept(out_dir)}") from None
+
+
+def _kept(out_dir: str | Path | None) -> str:
+    """Which epoch a diverged run's ``last.pt`` keeps."""
+    last = Path(out_dir) / "last.pt" if out_dir is not None else None
+    if last is None or not last.is_file():
+        return "no checkpoint was saved"
+    return f"{last} keeps epoch {load_checkpoint(last)['epoch']}, the last finite one"
+
+
+def _fit(
+    distiller: Distiller,
+    data: Dataset,
+    config: TrainConfig | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    meta: dict[str, Any] | None = None,
+    cache_root: str | Path | None = None,
+) -> FitResult:
+    """The body of :func:`fit`, inside the claimed run folder."""
     config = config or TrainConfig()
     _check_compatible(distiller, data)
     device = resolve_device(config.device)
@@ -262,27 +351,14 @@ def fit(
         "image_size": data.spec.image_size,
         "config": asdict(config),
         "meta": meta or {},
+        "identity": run_identity(
+            distiller.method, getattr(distiller.student, "arch", "?"), data, config, meta
+        ),
     }
 
     if resume and out_path is not None and (out_path / "last.pt").is_file():
         state = load_checkpoint(out_path / "last.pt")
-        for key in ("method", "dataset"):
-            if state.get(key) != base_payload[key]:
-                raise CheckpointError(
-                    f"cannot resume: {out_path / 'last.pt'} was a {key}={state.get(key)!r} run, "
-                    f"this one is {key}={base_payload[key]!r}; use another --out folder"
-                )
-        changed = [
-            f"{name}: {state['config'].get(name)!r} -> {value!r}"
-            for name, value in base_payload["config"].items()
-            if name not in RESUME_MAY_CHANGE
-            and state["config"].get(name, _CONFIG_DEFAULTS.get(name)) != value
-        ]
-        if changed:
-            raise CheckpointError(
-                f"cannot resume {out_path / 'last.pt'} with other settings ({'; '.join(changed)}); "
-                "rerun with the original settings or use another --out folder"
-            )
+        _check_same_run(out_path / "last.pt", state, base_payload)
         distiller.load_checkpoint_state(state)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -311,6 +387,7 @@ def fit(
         member_acc = accuracy_on("val")
         record.val_member_acc = [float(a) for a in member_acc.reshape(-1)]
         record.val_acc = float(member_acc.mean())
+        check_finite_weights(distiller.state_dict().values(), epoch)
         history.append(record)
         epochs.set_postfix(loss=f"{record.train_loss:.3f}", val=f"{100 * record.val_acc:.2f}%")
 
@@ -363,8 +440,33 @@ def fit(
     )
     if out_path is not None:
         summary = {k: v for k, v in asdict(result).items() if k != "history"}
+        summary["identity"] = base_payload["identity"]
         (out_path / "summary.json").write_text(json.dumps(summary, indent=1))
     return result
+
+
+def _check_same_run(path: Path, state: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Refuse to resume ``path`` with settings other than the ones it was written with."""
+    if "identity" in state:
+        changed = identity_differences(state["identity"], payload["identity"])
+    else:  # written before run identities: compare what it holds
+        changed = [
+            f"{key}: {state.get(key)!r} -> {payload[key]!r}"
+            for key in ("method", "dataset")
+            if state.get(key) != payload[key]
+        ]
+        changed += [
+            f"{name}: {state['config'].get(name)!r} -> {value!r}"
+            for name, value in payload["config"].items()
+            if name not in RESUME_MAY_CHANGE
+            and state["config"].get(name, _CONFIG_DEFAULTS.get(name)) != value
+        ]
+    if changed:
+        raise CheckpointError(
+            f"cannot resume {path}: it was run with other settings ({'; '.join(changed)}); "
+            "rerun with the original settings, pass --overwrite to start again, or pick another "
+            "--out folder"
+        )
 
 
 def _train_one_epoch(
@@ -383,12 +485,15 @@ def _train_one_epoch(
     correct = torch.zeros((), device=device)
     term_sums: dict[str, Tensor] = {}
     seen = 0
+    watch = DivergenceWatch(device, epoch, lr, len(loader))
     start = time.perf_counter()
-    for batch in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
+    batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
+    for step, batch in enumerate(batches, start=1):
         labels = batch[1]
         with autocast(device):
             logits, losses = distiller(*batch)
             loss = sum(losses.values())
+        watch.observe(step, loss, losses)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -398,6 +503,7 @@ def _train_one_epoch(
         correct += member_accuracy(logits.detach(), labels).mean() * n
         for name, term in losses.items():
             term_sums[name] = term_sums.get(name, 0) + term.detach() * n
+    watch.check()
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

@@ -143,7 +143,7 @@ def test_distill_cli_prints_best_and_last_test_accuracy(capsys, tmp_path):
 def test_resuming_a_folder_of_another_method_is_refused(capsys, tiny, tmp_path):
     config = TrainConfig(epochs=1, device="cpu")
     distill("kd", TEACHER, "resnet8", tiny, config, out_dir=tmp_path, progress=False)
-    with pytest.raises(CheckpointError, match="method='kd'"):
+    with pytest.raises(CheckpointError, match="method: 'kd' -> 'dih'"):
         distill("dih", TEACHER, "resnet8", tiny, config, out_dir=tmp_path, resume=True)
 
 

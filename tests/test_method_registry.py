@@ -39,8 +39,8 @@ def test_unknown_option_names_the_method_and_lists_its_options():
 @pytest.mark.parametrize(
     ("method", "values", "message"),
     [
-        ("dskd", {"beta": -1.0}, r"method 'dskd': option beta = -1.0 is out of range.*\[0, inf\]"),
-        ("mhkd", {"tau": 0}, r"method 'mhkd': option tau = 0.0 is out of range.*\(0, inf\]"),
+        ("dskd", {"beta": -1.0}, r"method 'dskd': option beta = -1.0 is out of range.*\[0, inf\)"),
+        ("mhkd", {"tau": 0}, r"method 'mhkd': option tau = 0.0 is out of range.*\(0, inf\)"),
         ("dskd", {"weighting": "random"}, r"option weighting = 'random'.*adaptive, equal"),
         ("mhkd", {"units": 2.5}, r"option units = 2.5 must be an integer"),
         ("dskd", {"feature_loss": "yes"}, r"option feature_loss = 'yes' must be true or false"),

@@ -10,7 +10,7 @@ subclass, registered by name, that declares what it needs (``requires``), its op
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -50,6 +50,7 @@ class BuildContext:
     resume: bool = False
     progress: bool = True
     cache_root: Path | None = None  # where target caches live (None: the default root)
+    stage_meta: dict[str, Any] = field(default_factory=dict)  # part of every stage's identity
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -76,7 +77,7 @@ class BuildContext:
             out_dir=self.out_dir / name if self.out_dir is not None else None,
             resume=self.resume,
             progress=self.progress,
-            meta=meta,
+            meta={**self.stage_meta, **(meta or {})},
             cache_root=self.cache_root,
         )
 

@@ -5,6 +5,7 @@ validation below are all generated from these declarations."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import types
 import typing
@@ -54,8 +55,8 @@ class OptionInfo:
             return ""
         left = "(" if self.low_open else "["
         low = "-inf" if self.low is None else f"{self.low:g}"
-        high = "inf" if self.high is None else f"{self.high:g}"
-        return f"in {left}{low}, {high}]"
+        high = "inf)" if self.high is None else f"{self.high:g}]"
+        return f"in {left}{low}, {high}"
 
 
 def _base_type(annotation: Any) -> tuple[type, bool]:
@@ -128,6 +129,10 @@ def _checked(method: str, info: OptionInfo, value: Any) -> Any:
         if info.type is int and not integral:
             raise ConfigError(f"{where} = {value!r} must be an integer {info.describe_range()}")
         value = info.type(value)
+        if not math.isfinite(value):
+            raise ConfigError(
+                f"{where} = {value!r} must be a finite number {info.describe_range()}"
+            )
         too_low = info.low is not None and (
             value <= info.low if info.low_open else value < info.low
         )
