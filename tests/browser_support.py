@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,16 +47,17 @@ def chromium_path() -> str | None:
 def chromium() -> Iterator[Any]:
     """A headless Chromium (a playwright ``Browser``), closed afterwards; skips the test when
     playwright or Chromium is missing."""
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
-    )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:
+        pytest.skip(f"playwright is not importable ({error}); pip install -e '.[dev]'")
     executable = chromium_path()
     if executable is None:
         pytest.skip(
             "Chromium is not installed (apt-get install chromium, or set $DIHKIT_CHROMIUM); "
             "the browser tests never download one"
         )
-    manager = sync_api.sync_playwright().start()
+    manager = sync_playwright().start()
     try:
         browser = manager.chromium.launch(executable_path=executable, headless=True)
         try:
@@ -188,22 +188,14 @@ def _stop(process: subprocess.Popen, server: LabServer) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-@contextlib.contextmanager
-def _terminate_as_exit() -> Iterator[None]:
-    """Within the block, SIGTERM (a CI timeout, ``kill``) raises ``SystemExit`` so that
-    ``finally`` clauses still stop the server."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _die_with_parent() -> None:
+    """In the server's process (Linux): be killed when the test process dies, even killed
+    outright (a CI timeout) before its cleanup ran; its kernels follow (ipykernel exits when
+    its parent does). SIGKILL: a server stopping on SIGTERM can wait on a starting kernel."""
+    with contextlib.suppress(Exception):
+        import ctypes
 
-    def terminate(signum: int, _frame: Any) -> None:
-        raise SystemExit(f"terminated by signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @contextlib.contextmanager
@@ -228,7 +220,7 @@ def jupyter_lab(
     if os.geteuid() == 0:
         command.append("--allow-root")
     server = LabServer(f"http://127.0.0.1:{port}", token, root, state / "server.log")
-    with server.log.open("wb") as log, _terminate_as_exit():
+    with server.log.open("wb") as log:
         process = subprocess.Popen(
             command,
             cwd=root,
@@ -237,6 +229,7 @@ def jupyter_lab(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         try:
             deadline = time.monotonic() + timeout

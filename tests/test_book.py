@@ -325,6 +325,7 @@ def test_sequence_table_lists_the_parameters_without_the_tour_ones(executed):
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs a headless chromium")
 def test_book_page_renders_offline_in_a_browser(book_dir):
     """Widgets and plotly figures are drawn by the local scripts with every host unreachable."""

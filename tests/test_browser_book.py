@@ -140,7 +140,7 @@ def moves_with_its_menu(page: Any, figure: Any, name: str) -> None:
 
 
 @pytest.mark.parametrize("stem", STEMS)
-def test_book_page_draws_everything_offline(book: Path, stem: str, offline) -> None:
+def test_book_page_draws_everything_offline(offline, book: Path, stem: str) -> None:
     page, log = offline
     want = expected(stem)
     have_widgets = "html-manager" in book_assets.available()
@@ -174,7 +174,7 @@ def test_book_page_draws_everything_offline(book: Path, stem: str, offline) -> N
     assert log.errors == [], "the console shows errors"
 
 
-def test_book_index_links_every_page_offline(book: Path, offline) -> None:
+def test_book_index_links_every_page_offline(offline, book: Path) -> None:
     page, log = offline
     page.goto((book / "index.html").as_uri(), wait_until="load")
     links = page.eval_on_selector_all("a", "links => links.map(a => a.getAttribute('href'))")
