@@ -52,14 +52,14 @@ def expected(stem: str) -> Expected:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: kept while other modules' tests run in between
 def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("book")
     write_book(EXECUTED, target)
     return target
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     with chromium() as instance:
         yield instance
