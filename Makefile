@@ -33,14 +33,14 @@ book: $(STAMP)  # re-execute the committed notebooks (classroom) and write them 
 	$(BIN)/python -m dihkit.book refresh --profile classroom
 
 # The browser tests (pytest -m browser) run too: JupyterLab and the offline book in Debian's
-# chromium, skipped where it is missing; --dist loadgroup keeps one JupyterLab server.
+# chromium, skipped where it is missing.
 test: $(STAMP) $(JS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 -q
 
 test-browser: $(STAMP) $(JS_STAMP)  # only the browser tests; screenshots in runs/browser-tests/
-	$(BIN)/python -m pytest -m browser -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -m browser -n 2 -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

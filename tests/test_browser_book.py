@@ -18,13 +18,13 @@ from typing import Any
 
 import nbformat
 import pytest
-from browser_support import REPO, PageLog, artifact, block_network, chromium, settled
+from browser_support import REPO, PageLog, artifact, block_network, settled
 
 from dihkit import book_assets
 from dihkit.book_html import NOTEBOOK_PATTERN, write_book
 from dihkit.viz import PLOTLY_MIMETYPE
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("book")]
+pytestmark = pytest.mark.browser
 
 EXECUTED = Path(os.environ.get("DIHKIT_BROWSER_EXECUTED") or REPO / "notebooks")
 STEMS = [path.stem for path in sorted(EXECUTED.glob(NOTEBOOK_PATTERN))]
@@ -52,17 +52,11 @@ def expected(stem: str) -> Expected:
     )
 
 
-@pytest.fixture(scope="session")  # session: kept while other modules' tests run in between
+@pytest.fixture(scope="session")  # kept while other modules' tests run in between
 def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("book")
     write_book(EXECUTED, target)
     return target
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    with chromium() as instance:
-        yield instance
 
 
 @pytest.fixture

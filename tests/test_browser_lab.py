@@ -22,13 +22,12 @@ from browser_support import (
     artifact,
     block_network,
     cell_errors,
-    chromium,
     jupyter_lab,
     run_all_cells,
     settled,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("jupyterlab")]
+pytestmark = pytest.mark.browser
 
 NOTEBOOKS = ("01_knowledge_distillation", "03_intermediate_heads")
 
@@ -51,12 +50,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         cleared_copy(REPO / "notebooks" / f"{stem}.ipynb", root / "notebooks")
     with jupyter_lab(root, tmp_path_factory.mktemp("lab-state"), {"DIHKIT_PROFILE": "smoke"}) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as instance:
-        yield instance
 
 
 @pytest.fixture
