@@ -8,7 +8,7 @@ PROFILE ?= classroom
 JS_DIR := $(VENV)/share/dihkit-js
 JS_STAMP := $(JS_DIR)/.fetched
 
-.PHONY: tour book js test lint format lab teachers benchmark clean
+.PHONY: tour book js test test-browser lint format lab teachers benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,15 @@ tour: $(STAMP) $(JS_STAMP)  # the sequence into runs/tour/, then runs/tour/book/
 book: $(STAMP)  # re-execute the committed notebooks (classroom) and write them back with outputs
 	$(BIN)/python -m dihkit.book refresh --profile classroom
 
-test: $(STAMP)
+# The browser tests (pytest -m browser) run too: JupyterLab and the offline book in Debian's
+# chromium, skipped where it is missing.
+test: $(STAMP) $(JS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n 2 -q
+
+test-browser: $(STAMP) $(JS_STAMP)  # only the browser tests; screenshots in runs/browser-tests/
+	$(BIN)/python -m pytest -m browser -n 2 -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

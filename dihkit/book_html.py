@@ -61,6 +61,21 @@ window.MathJax = {
 };
 </script>
 <script src="{{ resources.mathjax_url }}"></script>
+<script type="text/javascript">
+// The widgets' HTML manager typesets labels with MathJax 2's MathJax.Hub.Queue, which MathJax 3
+// lacks: without this bridge to typesetPromise every widget on the page throws.
+(function () {
+  var mathjax = window.MathJax;
+  if (!mathjax || mathjax.Hub) { return; }
+  mathjax.Hub = {Queue: function (job) {
+    var element = job && job[2];
+    var ready = (mathjax.startup && mathjax.startup.promise) || Promise.resolve();
+    ready.then(function () {
+      return element && mathjax.typesetPromise ? mathjax.typesetPromise([element]) : null;
+    }).catch(function (error) { console.warn('MathJax could not typeset a widget', error); });
+  }};
+}());
+</script>
 {%- endif %}
 {%- endblock html_head_js_mathjax -%}
 
@@ -79,17 +94,18 @@ class BookPage:
     seconds: float | None
 
 
-def add_plotly_html(nb: Any) -> int:
+def add_plotly_html(nb: Any, *, replace: bool = False) -> int:
     """Give every plotly output that has only the plotly JSON a ``text/html`` rendering (without
     plotly.js); returns how many were added. Recent plotly, run headless, emits only the JSON,
-    which nbconvert's HTML would drop."""
+    which nbconvert's HTML would drop. With ``replace``, outputs that have one get it rendered
+    again from their JSON too (an older kit's rendering may differ: it auto-played frames)."""
     from dihkit.viz import PLOTLY_MIMETYPE, plotly_div
 
     added = 0
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if PLOTLY_MIMETYPE in data and "text/html" not in data:
+            if PLOTLY_MIMETYPE in data and (replace or "text/html" not in data):
                 data["text/html"] = plotly_div(data[PLOTLY_MIMETYPE])
                 added += 1
     return added
@@ -167,7 +183,7 @@ def write_page(nb: Any, page: Path, urls: Mapping[str, str]) -> Path:
     template's ``require_js_url``, ``widget_renderer_url`` and ``mathjax_url`` (absent: left
     out)."""
     nb = copy.deepcopy(nb)
-    add_plotly_html(nb)
+    add_plotly_html(nb, replace=True)
     resources = {
         "dihkit_plotly_js": _plotly_js() if has_plotly(nb) else "",
         "metadata": {"name": page.stem},

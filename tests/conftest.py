@@ -32,3 +32,13 @@ def tiny(fmnist: Dataset) -> Dataset:
         val=per_class_subset(fmnist.val, 10),
         test=per_class_subset(fmnist.test, 20),
     )
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium per test process for the browser tests (playwright's sync API
+    allows one running instance); skips when Chromium or playwright is missing."""
+    from browser_support import chromium
+
+    with chromium() as instance:
+        yield instance

@@ -15,7 +15,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from dihkit import book, book_assets
-from dihkit.book_html import add_plotly_html, write_book
+from dihkit.book_html import add_plotly_html, write_book, write_page
 from dihkit.errors import ConfigError
 from dihkit.viz import PLOTLY_MIMETYPE
 
@@ -224,6 +224,27 @@ def test_add_plotly_html_renders_json_only_outputs_once(executed):
     assert add_plotly_html(nb) == 0
 
 
+def test_plotly_animation_opens_at_its_saved_frame_and_widget_math_has_a_bridge(tmp_path):
+    """A figure with frames is drawn at its saved state, also when the stored output's HTML came
+    from plotly's default (auto-play every frame on load); the widgets' MathJax 2 call
+    (``MathJax.Hub.Queue``) is bridged to MathJax 3. The browser tests see both happen."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    fig = go.Figure(go.Bar(y=[1, 2]), frames=[go.Frame(data=[go.Bar(y=[2, 1])], name="b")])
+    stale = pio.to_html(fig, full_html=False, include_plotlyjs=False)
+    assert "Plotly.animate" in stale
+    output = nbformat.v4.new_output(
+        "display_data", data={PLOTLY_MIMETYPE: json.loads(fig.to_json()), "text/html": stale}
+    )
+    nb = new_notebook(cells=[new_code_cell("fig", outputs=[output])])
+    page = write_page(nb, tmp_path / "page.html", {"mathjax_url": "_static/mathjax/tex.js"})
+    text = page.read_text()
+    assert text.count('class="plotly-graph-div"') == 1
+    assert "Plotly.animate" not in text
+    assert "mathjax.Hub = {Queue:" in text
+
+
 def test_parse_param_reads_python_literals_and_falls_back_to_strings():
     assert book.parse_param("tau=3") == ("tau", 3)
     assert book.parse_param("seeds=[0, 1]") == ("seeds", [0, 1])
@@ -304,6 +325,7 @@ def test_sequence_table_lists_the_parameters_without_the_tour_ones(executed):
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs a headless chromium")
 def test_book_page_renders_offline_in_a_browser(book_dir):
     """Widgets and plotly figures are drawn by the local scripts with every host unreachable."""

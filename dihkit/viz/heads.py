@@ -27,7 +27,8 @@ def plotly_bundle(fig: Any) -> dict[str, Any]:
 
 def plotly_div(spec: Mapping[str, Any]) -> str:
     """The ``<div>`` and ``<script>`` that draw a plotly figure (a figure or its JSON dict), for a
-    page that already loaded plotly.js."""
+    page that already loaded plotly.js. A figure with frames opens at its layout's state (its
+    slider's ``active`` step) instead of playing every frame on load, plotly's default."""
     import hashlib
     import json
 
@@ -36,7 +37,12 @@ def plotly_div(spec: Mapping[str, Any]) -> str:
     text = json.dumps(spec, sort_keys=True, default=str)
     div_id = "plotly-" + hashlib.sha1(text.encode()).hexdigest()[:12]
     return pio.to_html(
-        dict(spec), full_html=False, include_plotlyjs=False, div_id=div_id, validate=False
+        dict(spec),
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        validate=False,
+        auto_play=False,
     )
 
 
