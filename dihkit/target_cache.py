@@ -37,6 +37,7 @@ from dihkit.data import Dataset, Split
 from dihkit.errors import ConfigError
 from dihkit.loader import BatchLoader, epoch_seed, random_crop_flip
 from dihkit.runtime import autocast
+from dihkit.teachers import sha256_of
 
 if TYPE_CHECKING:
     from dihkit.methods.base import Distiller
@@ -202,14 +203,6 @@ def build_targets(
     return torch.stack(all_targets), torch.stack(all_offsets), torch.stack(all_flips)
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -262,7 +255,7 @@ def read_cache(folder: Path, key: dict[str, Any]) -> TargetCache:
         raise ValueError(f"unreadable manifest ({exc})") from exc
     if manifest.get("key") != key:
         raise ValueError("its key does not match these settings (stale)")
-    if manifest.get("sha256") != _sha256_file(targets_path):
+    if manifest.get("sha256") != sha256_of(targets_path):
         raise ValueError(f"{TARGETS_FILE} does not match its checksum (corrupted)")
     try:
         payload = torch.load(targets_path, map_location="cpu", weights_only=True)
@@ -281,7 +274,7 @@ def write_cache(folder: Path, cache: TargetCache) -> None:
     _write_atomic(folder / TARGETS_FILE, lambda handle: torch.save(payload, handle))
     manifest = {
         "key": cache.key,
-        "sha256": _sha256_file(folder / TARGETS_FILE),
+        "sha256": sha256_of(folder / TARGETS_FILE),
         "shape": list(cache.targets.shape),
         "build_seconds": round(cache.seconds, 3),
     }

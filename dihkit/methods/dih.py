@@ -30,15 +30,28 @@ class DIHOptions(MethodOptions):
     )
 
 
+class _CohortDistiller(Distiller):
+    """A student distilled from a frozen cohort (teacher plus heads), whose ``(k+1, B, C)``
+    logits are the frozen targets a target cache may hold."""
+
+    frozen = ("cohort",)
+    caches_targets = True
+    cohort: Cohort
+
+    def target_source(self) -> nn.Module:
+        return self.cohort
+
+    def frozen_targets(self, images: Tensor) -> Tensor:
+        return self.cohort(images)
+
+
 @register("dih")
-class IntermediateHeads(Distiller):
+class IntermediateHeads(_CohortDistiller):
     """DIH: distil from every member of the cohort, Eq. 4 averaged, plus CE (Eq. 5)."""
 
     summary = "DIH: KD from the teacher and its intermediate heads (the k+1 cohort), Eq. 4-5"
     Options = DIHOptions
     requires = ("teacher", "cohort")
-    frozen = ("cohort",)
-    caches_targets = True
 
     def __init__(
         self,
@@ -56,12 +69,6 @@ class IntermediateHeads(Distiller):
     def build(cls, context: BuildContext, options: DIHOptions) -> IntermediateHeads:
         cohort = context.teacher.require_cohort(cls.method)
         return cls(context.student, cohort, options.tau, options.alpha, options.dih_reduction)
-
-    def target_source(self) -> nn.Module:
-        return self.cohort
-
-    def frozen_targets(self, images: Tensor) -> Tensor:
-        return self.cohort(images)
 
     def forward(
         self, images: Tensor, labels: Tensor, targets: Tensor | None = None
@@ -82,14 +89,12 @@ class EnsembleOptions(MethodOptions):
 
 
 @register("dih-ensemble")
-class EnsembleHeads(Distiller):
+class EnsembleHeads(_CohortDistiller):
     """DIH paper Sec. 4.4: distil from the average of the cohort's softened distributions."""
 
     summary = "KD from the average of the cohort's softened distributions (DIH Sec. 4.4)"
     Options = EnsembleOptions
     requires = ("teacher", "cohort")
-    frozen = ("cohort",)
-    caches_targets = True
 
     def __init__(self, student: nn.Module, cohort: Cohort, tau: float = 5.0, alpha: float = 0.1):
         super().__init__(student)
@@ -100,12 +105,6 @@ class EnsembleHeads(Distiller):
     def build(cls, context: BuildContext, options: EnsembleOptions) -> EnsembleHeads:
         cohort = context.teacher.require_cohort(cls.method)
         return cls(context.student, cohort, options.tau, options.alpha)
-
-    def target_source(self) -> nn.Module:
-        return self.cohort
-
-    def frozen_targets(self, images: Tensor) -> Tensor:
-        return self.cohort(images)
 
     def forward(
         self, images: Tensor, labels: Tensor, targets: Tensor | None = None
