@@ -20,6 +20,7 @@ from dihkit.heads import ACTIVATIONS, HEAD_TYPES
 from dihkit.method_args import add_method_option_args, methods_epilog
 from dihkit.methods import method_names
 from dihkit.models import MODEL_NAMES
+from dihkit.reproduce.command import add_reproduce_arguments, cmd_reproduce
 from dihkit.runtime import DEVICE_CHOICES
 from dihkit.train import MAX_SEED, SCHEDULES
 
@@ -239,6 +240,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
     _add_data_args(p)
     p.set_defaults(run=commands.cmd_benchmark)
+
+    p = sub.add_parser(
+        "reproduce",
+        help="run a paper's table from its experiment file (configs/), beside its numbers",
+        description=(
+            "Reproduce a published table: teachers (and their heads) are trained once, then "
+            "every student run; finished runs are reused and an interrupted one resumes when "
+            "the command is run again. Profiles: paper (the published recipe and dataset), "
+            "classroom and smoke (fmnist-mini, fewer epochs). Results go to OUT/results.md, "
+            ".csv and .json with an environment record. Under torchrun every run is trained "
+            "with DistributedDataParallel."
+        ),
+    )
+    add_reproduce_arguments(p, _positive_int, _non_negative_int)
+    p.set_defaults(run=cmd_reproduce)
 
     p = sub.add_parser("teachers", help="list the bundled teachers")
     p.set_defaults(run=commands.cmd_teachers)

@@ -9,7 +9,7 @@ subclass, registered by name, that declares what it needs (``requires``), its op
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -51,6 +51,8 @@ class BuildContext:
     progress: bool = True
     cache_root: Path | None = None  # where target caches live (None: the default root)
     stage_meta: dict[str, Any] = field(default_factory=dict)  # part of every stage's identity
+    # Called instead of training an earlier stage (``dihkit reproduce --estimate`` measures it).
+    stage_hook: Callable[[str, Distiller, TrainConfig], None] | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -67,7 +69,10 @@ class BuildContext:
         distiller: Distiller,
         config: TrainConfig,
         meta: dict[str, Any] | None = None,
-    ) -> FitResult:
+    ) -> FitResult | None:
+        if self.stage_hook is not None:
+            self.stage_hook(name, distiller, config)
+            return None
         from dihkit.train import fit
 
         return fit(

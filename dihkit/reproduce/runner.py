@@ -1,0 +1,245 @@
+"""Run an experiment's jobs in order, skipping finished ones and resuming an interrupted one,
+and rewrite the results after each.
+
+Layout of the output folder::
+
+    OUT/teachers/ARCH/                   the teacher (CE), trained once per experiment
+    OUT/teachers/ARCH-heads-KIND/        its heads (when a column needs a cohort)
+    OUT/students/TEACHER-STUDENT/COLUMN/seed-N/   one student run
+    OUT/students/STUDENT/COLUMN/seed-N/  a teacher-free run, shared by every row with STUDENT
+    OUT/target-cache/                    cached teacher targets (``cached_targets`` > 0)
+    OUT/results.json, results.csv, results.md, environment.json
+
+Each finished job leaves ``reproduce.json`` (its settings and result) in its folder; a later run
+with the same settings reads it back instead of training, one with other settings is refused.
+Under ``torchrun`` every rank runs every job (the training loop shards the data), and only
+rank 0 writes these files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from dihkit.data import Dataset, load_dataset, per_class_subset
+from dihkit.errors import ConfigError
+from dihkit.pipeline import distill, train_heads, train_model
+from dihkit.reproduce.config import Experiment
+from dihkit.reproduce.environment import environment_record
+from dihkit.reproduce.plan import Job, Resolved, plan_jobs
+from dihkit.reproduce.report import write_results
+from dihkit.runtime import resolve_device
+from dihkit.train import FitResult
+
+MARKER = "reproduce.json"
+
+
+def _main_process() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def job_spec(job: Job, resolved: Resolved, experiment: Experiment) -> dict[str, Any]:
+    """Everything that decides a job's result, as JSON values (compared on a rerun)."""
+    spec = dataclasses.asdict(job)
+    spec.pop("pairs")  # which rows a run fills does not change it
+    spec["config"].pop("device", None)
+    spec["config"].pop("compile", None)
+    data = dataclasses.asdict(resolved.data)
+    if job.kind == "student":
+        data.pop("teacher_train_per_class")
+    else:
+        data.pop("train_per_class")
+    spec["data"] = data
+    if job.kind == "heads":
+        spec["head_options"] = resolved.head_options
+    if job.teacher is not None or job.kind == "heads":
+        spec["teacher_training"] = dataclasses.asdict(resolved.teacher)
+        spec["teacher_training"].pop("device", None)
+        spec["teacher_training"].pop("compile", None)
+        if experiment.needs_heads:
+            spec["heads_training"] = {
+                **{k: v for k, v in dataclasses.asdict(resolved.heads).items() if k != "device"},
+                **resolved.head_options,
+            }
+            spec["heads_training"].pop("compile", None)
+    return _plain(spec)
+
+
+def _finished(folder: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored result of a finished job with these settings; an error if the folder holds a
+    job with other settings; None if it has not finished."""
+    marker = folder / MARKER
+    if not marker.is_file():
+        return None
+    stored = json.loads(marker.read_text())
+    if stored.get("spec") != spec:
+        changed = sorted(
+            k
+            for k in set(spec) | set(stored.get("spec", {}))
+            if spec.get(k) != stored["spec"].get(k)
+        )
+        raise ConfigError(
+            f"{folder} holds a finished run with other settings ({', '.join(changed)} differ); "
+            "use another --out folder for the new settings (no result is overwritten)"
+        )
+    return stored["result"]
+
+
+def _result_record(result: FitResult) -> dict[str, Any]:
+    return {
+        "test_acc_best": result.test_acc_best,
+        "test_acc_last": result.test_acc_last,
+        "best_epoch": result.best_epoch,
+        "best_val_acc": result.best_val_acc,
+        "test_member_acc_best": result.test_member_acc_best,
+        "epochs_run": len(result.history),
+        "train_seconds": sum(r.seconds for r in result.history),
+    }
+
+
+class Runner:
+    """Runs one experiment under one resolved profile into ``out``."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        resolved: Resolved,
+        out: str | Path,
+        *,
+        data_dir: str | Path | None = None,
+        download: bool = False,
+        pairs: Sequence[str] | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.experiment, self.resolved = experiment, resolved
+        self.out = Path(out)
+        self.data_dir, self.download = data_dir, download
+        self.jobs = plan_jobs(experiment, resolved, pairs)
+        self.progress = progress
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._data: dict[str, Dataset] = {}
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def data(self, role: str) -> Dataset:
+        """The training data of students (``student``) or of teachers and heads (``teacher``)."""
+        if not self._data:
+            settings = self.resolved.data
+            full = load_dataset(
+                settings.dataset,
+                data_dir=self.data_dir,
+                download=self.download,
+                val_fraction=settings.val_fraction,
+            )
+            for name, per_class in (
+                ("student", settings.train_per_class),
+                ("teacher", settings.teacher_train_per_class),
+            ):
+                data = full
+                if per_class is not None:
+                    data = dataclasses.replace(
+                        full,
+                        train=per_class_subset(full.train, per_class),
+                        options={**full.options, "train_per_class": per_class},
+                    )
+                self._data[name] = data
+        return self._data[role]
+
+    def teacher_source(self, arch: str) -> Path:
+        """The checkpoint students of ``arch`` learn from: the heads' when the experiment trains
+        heads (it holds the teacher too), the plain teacher's otherwise."""
+        if self.experiment.needs_heads:
+            kind = self.resolved.head_options["kind"]
+            return self.out / "teachers" / f"{arch}-heads-{kind}" / "best.pt"
+        return self.out / "teachers" / arch / "best.pt"
+
+    def run(self) -> dict[str, dict[str, Any]]:
+        """Every job in order; the results so far are rewritten after each."""
+        if _main_process():
+            self.out.mkdir(parents=True, exist_ok=True)
+            for line in self.resolved.scaled:
+                self.log(f"reproduce: {line}")
+        _barrier()
+        for number, job in enumerate(self.jobs, start=1):
+            folder = self.out / job.folder
+            spec = job_spec(job, self.resolved, self.experiment)
+            result = _finished(folder, spec)
+            if result is None:
+                self.log(f"reproduce: [{number}/{len(self.jobs)}] {job.label} -> {folder}")
+                start = time.perf_counter()
+                result = _result_record(self._train(job, folder))
+                result["wall_seconds"] = time.perf_counter() - start
+                if _main_process():
+                    marker = {"spec": spec, "result": result}
+                    tmp = folder / f"{MARKER}.tmp"
+                    tmp.write_text(json.dumps(marker, indent=1))
+                    os.replace(tmp, folder / MARKER)
+            else:
+                self.log(f"reproduce: [{number}/{len(self.jobs)}] {job.label}: finished, reused")
+            self.results[job.folder] = result
+            if _main_process():
+                self.write()
+            _barrier()
+        return self.results
+
+    def _train(self, job: Job, folder: Path) -> FitResult:
+        common = {"out_dir": folder, "resume": True, "progress": self.progress}
+        if job.kind == "teacher":
+            return train_model(job.arch, self.data("teacher"), job.config, **common)[1]
+        if job.kind == "heads":
+            options = self.resolved.head_options
+            return train_heads(
+                self.out / "teachers" / job.arch / "best.pt",
+                self.data("teacher"),
+                job.config,
+                kind=options["kind"],
+                positions=options["positions"],
+                activation=options["activation"],
+                width=options["width"],
+                **common,
+            )[1]
+        teacher = self.teacher_source(job.teacher) if job.teacher else None
+        return distill(
+            job.method,
+            teacher,
+            job.arch,
+            self.data("student"),
+            job.config,
+            job.options,
+            cache_root=self.out / "target-cache",
+            **common,
+        )[1]
+
+    def write(self) -> None:
+        """results.json/.csv/.md and environment.json from the jobs finished so far."""
+        finished = [
+            (job, self.results[job.folder]) for job in self.jobs if job.folder in self.results
+        ]
+        write_results(self.out, self.experiment, self.resolved, finished)
+        record = environment_record(
+            resolve_device(self.resolved.student.device),
+            seeds=self.resolved.seeds,
+            world_size=_world_size(),
+        )
+        (self.out / "environment.json").write_text(json.dumps(record, indent=1))
