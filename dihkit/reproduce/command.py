@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from dihkit.errors import DihkitError
 from dihkit.reproduce.config import PROFILES, experiment_names, load_experiment
 from dihkit.reproduce.estimate import estimate_jobs, estimate_record, format_estimate
 from dihkit.reproduce.plan import plan_jobs, resolve_profile
@@ -63,8 +64,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if args.name is None and not args.list:
             print("dihkit reproduce: name an experiment (the list follows)", file=sys.stderr)
         for name in experiment_names():
-            experiment = load_experiment(name)
-            print(f"{name:<24} {experiment.title}")
+            try:
+                title = load_experiment(name).title
+            except DihkitError as exc:
+                title = f"(cannot be read: {exc})"
+            print(f"{name:<24} {title}")
         return 0 if args.list else 2
     experiment = load_experiment(args.name)
     resolved = resolve_profile(

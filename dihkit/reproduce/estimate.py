@@ -152,7 +152,10 @@ def measure_stage(
     timing_steps: int,
 ) -> StageEstimate:
     """FLOPs per image of one training step, of the selection forward and of a cache build, and
-    (with ``timing_steps``) the measured seconds of one step at the run's batch size."""
+    (with ``timing_steps``) the measured seconds of one step at the run's batch size. Without
+    timing steps everything runs on the meta device (counts only)."""
+    if timing_steps == 0:
+        device = torch.device("meta")
     distiller.to(device)
     distiller.train()
     images, labels = _inputs(data, 2, device)
@@ -207,10 +210,10 @@ def _teacher(arch: str, data: Dataset, experiment: Experiment, resolved: Resolve
     step times do not depend on the weights."""
     spec = data.spec
     model = build_model(arch, spec.num_classes, spec.in_channels)
-    entry = None
+    teacher = Teacher(model=model, source=f"(estimate: {arch})")
     if experiment.needs_heads:
         options = resolved.head_options
-        cohort = mount_heads(
+        teacher._cohort = mount_heads(  # in memory: its weights never leave the device
             model,
             options["kind"],
             options["positions"],
@@ -218,8 +221,7 @@ def _teacher(arch: str, data: Dataset, experiment: Experiment, resolved: Resolve
             activation=options["activation"],
             width=options["width"],
         )
-        entry = cohort.heads_entry()
-    return Teacher(model=model, source=f"(estimate: {arch})", heads_entry=entry)
+    return teacher
 
 
 def estimate_job(
@@ -241,13 +243,24 @@ def estimate_job(
             measure_stage(name, distiller, config, data, train, device, timing_steps)
         )
 
+    # FLOPs alone need no real tensors: the meta device gives the same counts without compute.
+    with torch.device("meta" if timing_steps == 0 else device):
+        _measure_job(job, experiment, resolved, data, measure)
+    return result
+
+
+def _measure_job(
+    job: Job,
+    experiment: Experiment,
+    resolved: Resolved,
+    data: Dataset,
+    measure: Callable[[str, Distiller, TrainConfig], None],
+) -> None:
+    """Build the job's distiller (and its earlier stages) and measure each."""
     spec = data.spec
     if job.kind == "teacher":
-        measure(
-            "teacher",
-            CrossEntropy(build_model(job.arch, spec.num_classes, spec.in_channels)),
-            job.config,
-        )
+        model = build_model(job.arch, spec.num_classes, spec.in_channels)
+        measure("teacher", CrossEntropy(model), job.config)
     elif job.kind == "heads":
         teacher = _teacher(job.arch, data, experiment, resolved)
         measure("heads", HeadTraining(teacher.require_cohort("heads")), job.config)
@@ -259,11 +272,10 @@ def estimate_job(
             data=data,
             config=job.config,
             progress=False,
-            stage_hook=lambda name, distiller, config: measure(name, distiller, config),
+            stage_hook=measure,
         )
         distiller = method.build(context, resolve_options(job.method, job.options))
         measure(job.method, distiller, job.config)
-    return result
 
 
 def estimate_jobs(

@@ -83,12 +83,14 @@ def run_rows(
     return rows
 
 
-def _mean_std(values: Sequence[float]) -> str:
+def _mean_std(values: Sequence[float], best: bool = False) -> str:
+    """``mean +/- std`` (sample std), with the best seed when the paper reports the best."""
     if not values:
         return "-"
     if len(values) == 1:
         return f"{values[0]:.2f} (1 seed)"
-    return f"{statistics.mean(values):.2f} +/- {statistics.stdev(values):.2f}"
+    cell = f"{statistics.mean(values):.2f} +/- {statistics.stdev(values):.2f}"
+    return cell + (f", best {max(values):.2f}" if best else "")
 
 
 def _cells(
@@ -166,7 +168,7 @@ def markdown(
             values = []
             for column in experiment.columns:
                 got = [v for _, v in sorted(cells.get((pair.label, column.name), []))]
-                cell = _mean_std(got)
+                cell = _mean_std(got, experiment.paper_statistic == "best")
                 if got and len(got) < seeds:
                     cell += f" [{len(got)}/{seeds} seeds]"
                 if column.name in pair.paper:
