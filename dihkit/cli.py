@@ -93,7 +93,9 @@ def _positive_int(text: str) -> int:
 def _add_data_args(parser: argparse.ArgumentParser, default: str | None = "fmnist-mini") -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", default=default, help=f"one of {', '.join(DATASET_NAMES)}")
-    group.add_argument("--data-dir", help="folder holding the dataset files (CIFAR, Fashion-MNIST)")
+    group.add_argument(
+        "--data-dir", help="folder holding the dataset files (CIFAR, SVHN, Fashion-MNIST)"
+    )
     group.add_argument("--download", action="store_true", help="download the dataset if missing")
     group.add_argument(
         "--val-fraction", type=_fraction, default=0.1, help="held-out share of train, in [0, 1)"

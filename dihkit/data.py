@@ -38,7 +38,7 @@ __all__ = [
     "stratified_split",
 ]
 
-DATASET_NAMES = ("fmnist-mini", "fashion-mnist", "cifar10", "cifar100")
+DATASET_NAMES = ("fmnist-mini", "fashion-mnist", "cifar10", "cifar100", "svhn")
 
 FMNIST_MINI_PATH = Path(__file__).resolve().parent.parent / "data" / "fmnist_mini.npz"
 FMNIST_MINI_SHA256 = "55726e1bd45f663f87e12eec39511cac5d902c3d5a8debba7720e13a881d8c51"
@@ -128,6 +128,7 @@ CIFAR10_CLASSES = (
     "ship",
     "truck",
 )
+SVHN_CLASSES = tuple(str(digit) for digit in range(10))
 CIFAR100_CLASSES = tuple(
     """
     apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
@@ -150,6 +151,11 @@ _SPECS = {
     ),
     "cifar100": DatasetSpec(
         "cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), CIFAR100_CLASSES
+    ),
+    # The per-channel statistics commonly quoted for SVHN's train split (not recomputed here:
+    # the kit ships no SVHN data); they only centre the inputs, any close values would do.
+    "svhn": DatasetSpec(
+        "svhn", 10, 3, 32, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), SVHN_CLASSES
     ),
 }
 
@@ -262,6 +268,8 @@ def load_dataset(
         train_arrays, test_arrays = readers.load_fmnist_mini(FMNIST_MINI_PATH)
     elif key == "fashion-mnist":
         train_arrays, test_arrays = readers.load_fashion_mnist(root, download)
+    elif key == "svhn":
+        train_arrays, test_arrays = readers.load_svhn(root, download)
     else:
         train_arrays, test_arrays, class_names = readers.load_cifar(
             key, spec.num_classes, root, download

@@ -268,3 +268,59 @@ def _torchvision_download(dataset_class: str, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     cls = getattr(torchvision.datasets, dataset_class)
     cls(root=str(root), train=True, download=True)  # fetches the whole dataset
+
+
+SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
+
+
+def _read_svhn_mat(path: Path) -> Arrays:
+    """One SVHN ``.mat`` file: ``X`` (32, 32, 3, N) uint8 and ``y`` (N, 1) with 10 for digit 0.
+    ``scipy.io.loadmat`` reads MATLAB arrays; nothing in the file is executed."""
+    try:
+        import scipy.io
+    except ImportError:
+        raise DataError(
+            "reading SVHN needs scipy; install it with pip install 'dihkit[svhn]'"
+        ) from None
+    try:
+        mat = scipy.io.loadmat(str(path))
+    except (
+        ValueError,
+        TypeError,
+        OSError,
+        NotImplementedError,
+        scipy.io.matlab.MatReadError,
+    ) as exc:
+        raise DataError(f"{path}: not a readable MATLAB file ({exc})") from None
+    if "X" not in mat or "y" not in mat:
+        raise DataError(f"{path}: expected arrays 'X' and 'y' (the SVHN cropped-digits format)")
+    x, y = mat["X"], _integers(path, "y (labels)", mat["y"]).reshape(-1)
+    if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.shape[3] != y.shape[0]:
+        raise DataError(f"{path}: X must be (32, 32, 3, N) with N labels, got {x.shape}")
+    if y.size and (y.min() < 0 or y.max() > 10):
+        raise DataError(f"{path}: labels must lie in 0..10 (10 stands for the digit 0)")
+    pixels = x if x.dtype == np.uint8 else _pixels(path, x)  # uint8 needs no range check
+    images = pixels.transpose(3, 2, 0, 1)  # (N, C, H, W)
+    return _split_from_numpy(np.ascontiguousarray(images), np.where(y == 10, 0, y))
+
+
+def load_svhn(data_dir: Path | None, download: bool) -> tuple[Arrays, Arrays]:
+    """SVHN cropped digits: ``train_32x32.mat`` (73,257 images; the 531,131 "extra" images are
+    not used) and ``test_32x32.mat`` (26,032), from ``data_dir`` or, with ``download``, fetched
+    through torchvision (which checks their md5)."""
+    root = data_dir if data_dir is not None else _cache_dir()
+    directory = next((d for d in (root / "svhn", root) if (d / SVHN_FILES[0]).is_file()), None)
+    if directory is None or not (directory / SVHN_FILES[1]).is_file():
+        if not download:
+            raise DataNotFoundError(
+                f"svhn not found under {root}: expected {', '.join(SVHN_FILES)} in {root} or "
+                f"{root / 'svhn'}; pass --data-dir DIR pointing at them, or --download to fetch "
+                f"them into {root / 'svhn'}"
+            )
+        import torchvision.datasets  # imported lazily: only needed for downloads
+
+        (root / "svhn").mkdir(parents=True, exist_ok=True)
+        for split in ("train", "test"):
+            torchvision.datasets.SVHN(root=str(root / "svhn"), split=split, download=True)
+        directory = root / "svhn"
+    return _read_svhn_mat(directory / SVHN_FILES[0]), _read_svhn_mat(directory / SVHN_FILES[1])
