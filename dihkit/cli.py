@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from dihkit import commands
+from dihkit import commands, distributed
 from dihkit.book import add_tour_arguments, run_tour
 from dihkit.data import DATASET_NAMES
 from dihkit.errors import DihkitError
@@ -129,6 +130,18 @@ def _add_train_args(parser: argparse.ArgumentParser, epochs: int = 10, lr: float
         "--overwrite", action="store_true", help="replace the run already in OUT (its files)"
     )
     group.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_per_rank_batch(group)
+
+
+def _add_per_rank_batch(group: argparse._ActionsContainer) -> None:
+    group.add_argument(
+        "--per-rank-batch",
+        type=_positive_int,
+        metavar="B",
+        help="under torchrun: B images per process; the global batch becomes B x processes "
+        "and the lr scales with it (linear scaling rule) [default: --batch-size is the global "
+        "batch, split over the processes]",
+    )
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
@@ -317,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     the run (``last.pt`` keeps the last finished epoch) with status 130 and 143."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if distributed.init(getattr(args, "device", "auto")) and not distributed.is_main():
+        sys.stdout = open(os.devnull, "w")  # rank 0 alone prints the results
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
@@ -329,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from dihkit import run_folder
+from dihkit import distributed, run_folder
 from dihkit.benchmark import measure_throughput
 from dihkit.benchmark_methods import format_method_benchmark, method_benchmark
 from dihkit.checkpoint import load_checkpoint
@@ -66,6 +66,19 @@ def _owns_out(*, resume: bool | None = None, overwrite: bool | None = None) -> C
 
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
+    """The training settings of the command line; with ``--per-rank-batch`` under torchrun the
+    global batch and the learning rate are scaled to the number of processes (and it says so)."""
+    config = _config_from(args)
+    if getattr(args, "per_rank_batch", None) is not None:
+        config, message = distributed.scale_for_world(
+            config, distributed.world_size(), args.per_rank_batch
+        )
+        if distributed.is_main():
+            print(f"dihkit: {message}", file=sys.stderr)
+    return config
+
+
+def _config_from(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,

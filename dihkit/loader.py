@@ -12,7 +12,6 @@ epoch to get a new order.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -99,6 +98,11 @@ def _per_channel(values: float | Sequence[float], channels: int, what: str) -> t
 class BatchLoader:
     """Whole split as a uint8 tensor on `device`; per-batch augmentation on that device.
 
+    With ``world_size`` > 1 (one loader per rank under ``torchrun``), ``batch_size`` is the global
+    batch: every rank draws the same order and augmentation and yields only its contiguous share
+    of each batch (``torch.tensor_split`` sizes), so the ranks' shares together are exactly the
+    one-process batch.
+
     Yields ``(images, labels)`` (float32 ``(B, C, H, W)`` normalised by ``mean``/``std``, int64
     ``(B,)``), followed by ``indices`` (positions into ``split``) with ``return_indices=True`` and
     by the augmentation each image got, ``offsets`` ``(B, 2)`` and ``flips`` ``(B,)`` (see
@@ -124,6 +128,8 @@ class BatchLoader:
         channels_last: bool = False,
         return_indices: bool = False,
         return_augmentation: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -131,6 +137,8 @@ class BatchLoader:
             raise ConfigError("cannot build a BatchLoader over an empty split")
         if pad < 0:
             raise ConfigError(f"pad must be >= 0, got {pad}")
+        if not 0 <= rank < world_size:
+            raise ConfigError(f"rank must lie in [0, world_size={world_size}), got {rank}")
         self.device = torch.device(device)
         channels = split.images.shape[1]
         mean_t = _per_channel(mean, channels, "mean")
@@ -151,6 +159,7 @@ class BatchLoader:
         self.channels_last = channels_last
         self.return_indices = return_indices
         self.return_augmentation = return_augmentation
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
     @property
@@ -163,9 +172,18 @@ class BatchLoader:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return math.ceil(self.num_samples / self.batch_size)
+        full, rest = divmod(self.num_samples, self.batch_size)
+        # a last batch too small to give every rank an image is dropped (on every rank alike)
+        return full + int(bool(rest) and not self.drop_last and rest >= self.world_size)
+
+    def _part(self, size: int) -> slice:
+        """This rank's contiguous share of a global batch of ``size`` (``torch.tensor_split``
+        sizes: the first ``size % world_size`` ranks get one more)."""
+        if self.world_size == 1:
+            return slice(0, size)
+        share, extra = divmod(size, self.world_size)
+        start = self.rank * share + min(self.rank, extra)
+        return slice(start, start + share + int(self.rank < extra))
 
     def _generators(self) -> tuple[torch.Generator, torch.Generator]:
         base = epoch_seed(self.seed, self.epoch)
@@ -184,29 +202,40 @@ class BatchLoader:
         self._start_epoch()
         for i in range(len(self)):
             start, stop = i * bs, min((i + 1) * bs, n)
+            part = self._part(stop - start)
             if order is None:
+                start, stop = start + part.start, start + part.stop
                 idx = torch.arange(start, stop, device=self.device)
                 x = self.images[start:stop]
                 y = self.labels[start:stop]
             else:
-                idx = order[start:stop]
+                idx = order[start:stop][part]
                 x = self.images[idx]
                 y = self.labels[idx]
-            x, extras = self._view(x, idx, aug_gen)
+            x, extras = self._view(x, idx, aug_gen, part, stop - start)
             yield (self._normalise(x), y, *extras)
 
     def _start_epoch(self) -> None:
         """Hook run once per iteration, after the epoch's generators are seeded."""
 
     def _view(
-        self, images: torch.Tensor, idx: torch.Tensor, aug_gen: torch.Generator
+        self,
+        images: torch.Tensor,
+        idx: torch.Tensor,
+        aug_gen: torch.Generator,
+        part: slice | None = None,
+        size: int | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """The (augmented) uint8 view of one batch and the extras yielded after the labels."""
+        """The (augmented) uint8 view of this rank's ``part`` of a global batch of ``size``
+        (the whole batch in one process) and the extras yielded after the labels. The random
+        draws are made for the global batch, so every rank consumes the same stream."""
         extras: tuple[torch.Tensor, ...] = (idx,) if self.return_indices else ()
         if not (self.augment or self.return_augmentation):
             return images, extras
         if self.augment:
-            offsets, flips = draw_crop_flip(len(idx), aug_gen, self.pad, device=self.device)
+            size = len(idx) if size is None else size
+            offsets, flips = draw_crop_flip(size, aug_gen, self.pad, device=self.device)
+            offsets, flips = offsets[part or slice(None)], flips[part or slice(None)]
             images = random_crop_flip(images, None, self.pad, offsets=offsets, flips=flips)
         else:
             offsets = torch.zeros(len(idx), 2, dtype=torch.long, device=self.device)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from dihkit import distributed
 from dihkit.errors import ConfigError
 
 OWNER_FILE = ".dihkit-owner"
@@ -136,10 +137,14 @@ def claim(
 
     A folder holding files from another run is refused unless ``resume`` (continue it) or
     ``overwrite`` (remove the earlier run's files first). A folder held by another process is a
-    :class:`ConfigError` naming the folder and the owner's pid and host.
+    :class:`ConfigError` naming the folder and the owner's pid and host. Under ``torchrun`` only
+    rank 0 claims the folder; the other ranks never write into it.
     """
     if out_dir is None:
         yield None
+        return
+    if not distributed.is_main():  # under torchrun rank 0 owns the folder and writes its files
+        yield Path(out_dir).expanduser().resolve()
         return
     created = not Path(out_dir).expanduser().exists()
     folder = check_writable_folder(out_dir).resolve()

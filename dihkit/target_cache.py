@@ -370,7 +370,12 @@ class CachedTargetLoader(BatchLoader):
         self._choice = views.to(self.device)
 
     def _view(
-        self, images: Tensor, idx: Tensor, aug_gen: torch.Generator
+        self,
+        images: Tensor,
+        idx: Tensor,
+        aug_gen: torch.Generator,
+        part: slice | None = None,
+        size: int | None = None,
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         assert self._choice is not None
         view = self._choice[idx]

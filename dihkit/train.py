@@ -4,6 +4,7 @@ atomic checkpoints and a per-epoch history."""
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import numbers
@@ -13,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dihkit import run_folder
+from dihkit import distributed, run_folder
 from dihkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dihkit.data import Dataset
 from dihkit.divergence import DivergenceWatch, check_finite_weights
@@ -240,9 +241,13 @@ def _training_loader(
         shuffle=True,
         seed=config.seed,
         channels_last=channels_last,
+        rank=distributed.rank() if distributed.active() else 0,
+        world_size=distributed.world_size() if distributed.active() else 1,
     )
     if not config.cached_targets:
         return BatchLoader(data.train, config.batch_size, augment=config.augment, **common)
+    if not distributed.is_main():
+        distributed.barrier()  # rank 0 builds (or checks) the cache first, the others read it
     cache = load_or_build(
         distiller,
         data,
@@ -256,6 +261,8 @@ def _training_loader(
         progress=progress,
         log=tqdm.write,
     )
+    if distributed.is_main():
+        distributed.barrier()
     return CachedTargetLoader(data.train, cache, config.batch_size, **common)
 
 
@@ -333,11 +340,18 @@ def _fit(
     """The body of :func:`fit`, inside the claimed run folder."""
     config = config or TrainConfig()
     _check_compatible(distiller, data)
-    device = resolve_device(config.device)
+    main = distributed.is_main()
+    world = distributed.world_size() if distributed.active() else 1
+    if world > 1 and main:  # also checks that the global batch splits evenly
+        tqdm.write(f"dihkit: {distributed.scale_for_world(config, world, None)[1]}")
+    elif world > 1:
+        distributed.split_batch(config, world)
+    device = distributed.local_device(resolve_device(config.device))
     channels_last = uses_channels_last(device)
     distiller.to(device)
     if channels_last:
         distiller.to(memory_format=torch.channels_last)
+    step_module = _data_parallel(distiller, device) if world > 1 else distiller
     optimizer = _make_optimizer(distiller, config)
     scheduler = _make_scheduler(optimizer, config)
     loader = _training_loader(distiller, data, config, device, channels_last, progress, cache_root)
@@ -355,6 +369,8 @@ def _fit(
             distiller.method, getattr(distiller.student, "arch", "?"), data, config, meta
         ),
     }
+    if world > 1:  # per-rank BatchNorm statistics make it another run (absent for one process)
+        base_payload["identity"]["world_size"] = world
 
     if resume and out_path is not None and (out_path / "last.pt").is_file():
         state = load_checkpoint(out_path / "last.pt")
@@ -376,18 +392,24 @@ def _fit(
     epochs = tqdm(
         range(start_epoch, config.epochs),
         desc=f"{distiller.method} {distiller.describe()}",
-        disable=not progress,
+        disable=not (progress and main),
         unit="epoch",
         initial=start_epoch,
         total=config.epochs,
     )
     for epoch in epochs:
-        record = _train_one_epoch(distiller, loader, optimizer, device, epoch, progress)
+        record = _train_one_epoch(
+            distiller, step_module, loader, optimizer, device, epoch, progress and main
+        )
         scheduler.step()
+        check_finite_weights(distiller.state_dict().values(), epoch)
+        if not main:  # rank 0 validates and writes; the others wait for it
+            distiller.clear_records()
+            distributed.barrier()
+            continue
         member_acc = accuracy_on("val")
         record.val_member_acc = [float(a) for a in member_acc.reshape(-1)]
         record.val_acc = float(member_acc.mean())
-        check_finite_weights(distiller.state_dict().values(), epoch)
         history.append(record)
         epochs.set_postfix(loss=f"{record.train_loss:.3f}", val=f"{100 * record.val_acc:.2f}%")
 
@@ -421,7 +443,10 @@ def _fit(
         if records and out_path is not None:
             save_checkpoint(out_path / "records" / f"epoch-{epoch + 1:03d}.pt", records)
         distiller.clear_records()
+        distributed.barrier()
 
+    if not main:  # every rank returns rank 0's result; this rank keeps the last epoch's weights
+        return distributed.broadcast(None)
     last = accuracy_on("test")
     best = last  # the selected epoch is the last one: its weights are already loaded
     if best_state is not None and history and best_epoch != history[-1].epoch:
@@ -442,7 +467,27 @@ def _fit(
         summary = {k: v for k, v in asdict(result).items() if k != "history"}
         summary["identity"] = base_payload["identity"]
         (out_path / "summary.json").write_text(json.dumps(summary, indent=1))
-    return result
+    return distributed.broadcast(result)
+
+
+def _data_parallel(distiller: Distiller, device: torch.device) -> nn.Module:
+    """The distiller wrapped for DistributedDataParallel: the gradients of its trainable
+    parameters are averaged over the ranks. Frozen parameters (teachers, frozen heads) and all
+    buffers are left out of DDP's synchronisation (every rank holds the same frozen weights;
+    BatchNorm statistics stay per rank and rank 0's are the ones evaluated and saved)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ignored = [name for name, p in distiller.named_parameters() if not p.requires_grad]
+    ignored += [name for name, _ in distiller.named_buffers()]
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(distiller, ignored)
+    # No buffer sync before each forward (the flag was renamed in newer PyTorch releases).
+    names = inspect.signature(DistributedDataParallel).parameters
+    no_sync = {
+        "forward_sync_buffers" if "forward_sync_buffers" in names else "broadcast_buffers": False
+    }
+    return DistributedDataParallel(
+        distiller, device_ids=[device.index] if device.type == "cuda" else None, **no_sync
+    )
 
 
 def _check_same_run(path: Path, state: dict[str, Any], payload: dict[str, Any]) -> None:
@@ -471,6 +516,7 @@ def _check_same_run(path: Path, state: dict[str, Any], payload: dict[str, Any]) 
 
 def _train_one_epoch(
     distiller: Distiller,
+    step_module: nn.Module,
     loader: BatchLoader,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
@@ -491,7 +537,7 @@ def _train_one_epoch(
     for step, batch in enumerate(batches, start=1):
         labels = batch[1]
         with autocast(device):
-            logits, losses = distiller(*batch)
+            logits, losses = step_module(*batch)  # the distiller, or its DDP wrapper
             loss = sum(losses.values())
         watch.observe(step, loss, losses)
         optimizer.zero_grad(set_to_none=True)
@@ -504,6 +550,15 @@ def _train_one_epoch(
         for name, term in losses.items():
             term_sums[name] = term_sums.get(name, 0) + term.detach() * n
     watch.check()
+    if distributed.active():  # the epoch's numbers over every rank's share of the data
+        names = sorted(term_sums)
+        totals = torch.stack(
+            [loss_sum, correct, torch.tensor(float(seen), device=device)]
+            + [torch.as_tensor(term_sums[n], device=device, dtype=torch.float32) for n in names]
+        )
+        totals = distributed.all_sum(totals.float())
+        loss_sum, correct, seen = totals[0], totals[1], int(totals[2].item())
+        term_sums = dict(zip(names, totals[3:], strict=True))
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
