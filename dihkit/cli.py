@@ -130,6 +130,12 @@ def _add_train_args(parser: argparse.ArgumentParser, epochs: int = 10, lr: float
         "--overwrite", action="store_true", help="replace the run already in OUT (its files)"
     )
     group.add_argument("--quiet", action="store_true", help="no progress bars")
+    group.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the training step (worth it on a GPU for long runs; the first "
+        "steps compile)",
+    )
     _add_per_rank_batch(group)
 
 

@@ -91,6 +91,7 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
         device=args.device,
         cached_targets=getattr(args, "cached_targets", 0),
         cache_seed=getattr(args, "cache_seed", 0),
+        compile=getattr(args, "compile", False),
     )
 
 

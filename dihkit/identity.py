@@ -16,7 +16,8 @@ from typing import Any
 
 from dihkit.data import Dataset
 
-RESUME_MAY_CHANGE = ("device", "eval_batch_size")  # training settings that do not alter the run
+# training settings that do not alter the run (compile changes how, not what, is computed)
+RESUME_MAY_CHANGE = ("device", "eval_batch_size", "compile")
 NOT_IDENTITY = ("teacher",)  # meta entries that do not change a run (a path; its sha256 does)
 
 

@@ -28,6 +28,8 @@ from dihkit.loader import BatchLoader
 from dihkit.methods.base import Distiller
 from dihkit.runtime import (
     autocast,
+    compile_for_training,
+    configure_device,
     resolve_device,
     rng_state,
     set_rng_state,
@@ -86,12 +88,15 @@ class TrainConfig:
     eval_batch_size: int = 1000
     cached_targets: int = 0  # V > 0: train from V cached views per image (no teacher forward)
     cache_seed: int = 0  # seeds the cached views; shared by runs of any training seed
+    compile: bool = False  # torch.compile the training step (same results, other kernels)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be True or False, got {self.compile!r}")
         for name in ("cached_targets", "cache_seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -348,9 +353,12 @@ def _fit(
         distributed.split_batch(config, world)
     device = distributed.local_device(resolve_device(config.device))
     channels_last = uses_channels_last(device)
+    configure_device(device)
     distiller.to(device)
     if channels_last:
         distiller.to(memory_format=torch.channels_last)
+    if config.compile:
+        compile_for_training(distiller)
     step_module = _data_parallel(distiller, device) if world > 1 else distiller
     optimizer = _make_optimizer(distiller, config)
     scheduler = _make_scheduler(optimizer, config)

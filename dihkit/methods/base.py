@@ -141,11 +141,14 @@ class Distiller(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no frozen targets")
 
     def targets_for(self, images: Tensor, targets: Tensor | None) -> Tensor:
-        """The cached ``targets`` if given, else the frozen networks run live without gradients."""
+        """The cached ``targets`` if given, else the frozen networks run live in inference mode
+        (no autograd bookkeeping at all; the result is copied out as an ordinary tensor, which
+        the loss may save for its backward pass)."""
         if targets is not None:
             return targets
-        with torch.no_grad():
-            return self.frozen_targets(images)
+        with torch.inference_mode():
+            live = self.frozen_targets(images)
+        return live.clone()
 
     def predict(self, images: Tensor) -> Tensor:
         """Logits used for validation and test: the student's main classifier only."""
