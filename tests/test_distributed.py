@@ -231,3 +231,50 @@ def test_two_gloo_processes_train_like_one(tmp_path):
     alone = _dihkit([*TINY, "--out", str(two), "--resume"])
     assert alone.returncode == 2
     assert "world_size: 2 -> unset" in alone.stderr
+
+
+EXPERIMENT = """\
+title = "A tiny experiment"
+source = "a paper, Table 9"
+reported = "mean of 3 runs"
+
+[recipe]
+dataset = "cifar100"
+epochs = 200
+batch_size = 64
+schedule = "cosine"
+
+[heads]
+lr = 0.002
+
+[methods.ce]
+
+[methods.dih]
+
+[[pairs]]
+teacher = "resnet8"
+student = "resnet8"
+paper = { ce = 59.77, dih = 61.57 }
+"""
+
+
+@pytest.mark.slow
+def test_reproduce_runs_under_torchrun(tmp_path):
+    """A whole experiment (teacher, heads, two students) in two processes: each run trained
+    once into one folder, the results written once, the environment record says 2 processes."""
+    experiment, out = tmp_path / "tiny.toml", tmp_path / "out"
+    experiment.write_text(EXPERIMENT)
+    args = ["reproduce", str(experiment), "--profile", "smoke", "--out", str(out), "--quiet"]
+    done = _dihkit(args, processes=2)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("# A tiny experiment") == 1
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    assert [r["folder"] for r in rows] == [
+        "teachers/resnet8", "teachers/resnet8-heads-linear",
+        "students/resnet8/ce/seed-0", "students/resnet8-resnet8/dih/seed-0",
+    ]  # fmt: skip
+    for row in rows:
+        summary = _summary(out / row["folder"])
+        assert summary["identity"]["world_size"] == 2
+        assert row["test_pct_best"] == pytest.approx(100 * summary["test_acc_best"])
+    assert json.loads((out / "environment.json").read_text())["world_size"] == 2

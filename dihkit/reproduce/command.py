@@ -7,11 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from dihkit import distributed
 from dihkit.errors import DihkitError
 from dihkit.reproduce.config import PROFILES, experiment_names, load_experiment
 from dihkit.reproduce.estimate import estimate_jobs, estimate_record, format_estimate
 from dihkit.reproduce.plan import plan_jobs, resolve_profile
-from dihkit.reproduce.runner import Runner, _main_process
+from dihkit.reproduce.runner import Runner
 
 
 def add_reproduce_arguments(
@@ -56,6 +57,13 @@ def add_reproduce_arguments(
         help="steps timed per distinct run for --estimate (0: FLOPs only) [2]",
     )
     parser.add_argument("--json", action="store_true", help="--estimate as JSON")
+    parser.add_argument(
+        "--per-rank-batch",
+        type=positive_int,
+        metavar="B",
+        help="under torchrun: B images per process for every run; the global batch becomes B x "
+        "processes and each run's lr scales with it [default: the recipe's batch is global]",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -96,9 +104,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         download=args.download,
         pairs=args.pairs,
         progress=not args.quiet,
+        per_rank_batch=args.per_rank_batch,
     )
     runner.run()
-    if _main_process():
+    if distributed.is_main():
         print((out / "results.md").read_text())
         print(f"results: {out / 'results.md'}, {out / 'results.csv'}, {out / 'results.json'}")
     return 0

@@ -180,9 +180,9 @@ def markdown(
         lines += _paired(experiment, rows)
     if heads:
         lines += [
-            "## Teachers' heads (test %, validation-selected epoch of the head training)",
+            "## The teachers' heads (test %, validation-selected epoch of the head training)",
             "",
-            "| teacher | members (heads first, teacher last) |",
+            "| teacher | heads, shallow to deep (the teacher's own is in the tables above) |",
             "|---|---|",
         ]
         for arch, row in heads.items():

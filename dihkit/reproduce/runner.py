@@ -27,8 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch.distributed as dist
-
+from dihkit import distributed
 from dihkit.data import Dataset, load_dataset, per_class_subset
 from dihkit.errors import ConfigError
 from dihkit.pipeline import distill, train_heads, train_model
@@ -40,19 +39,6 @@ from dihkit.runtime import resolve_device
 from dihkit.train import FitResult
 
 MARKER = "reproduce.json"
-
-
-def _main_process() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def _plain(value: Any) -> Any:
@@ -132,11 +118,20 @@ class Runner:
         pairs: Sequence[str] | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
+        per_rank_batch: int | None = None,
     ) -> None:
         self.experiment, self.resolved = experiment, resolved
         self.out = Path(out)
         self.data_dir, self.download = data_dir, download
         self.jobs = plan_jobs(experiment, resolved, pairs)
+        if per_rank_batch is not None:  # under torchrun: the global batch and lr scale per job
+            world = distributed.world_size()
+            self.jobs = [
+                dataclasses.replace(
+                    job, config=distributed.scale_for_world(job.config, world, per_rank_batch)[0]
+                )
+                for job in self.jobs
+            ]
         self.progress = progress
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._data: dict[str, Dataset] = {}
@@ -176,11 +171,11 @@ class Runner:
 
     def run(self) -> dict[str, dict[str, Any]]:
         """Every job in order; the results so far are rewritten after each."""
-        if _main_process():
+        if distributed.is_main():
             self.out.mkdir(parents=True, exist_ok=True)
             for line in self.resolved.scaled:
                 self.log(f"reproduce: {line}")
-        _barrier()
+        distributed.barrier()
         for number, job in enumerate(self.jobs, start=1):
             folder = self.out / job.folder
             spec = job_spec(job, self.resolved, self.experiment)
@@ -190,7 +185,7 @@ class Runner:
                 start = time.perf_counter()
                 result = _result_record(self._train(job, folder))
                 result["wall_seconds"] = time.perf_counter() - start
-                if _main_process():
+                if distributed.is_main():
                     marker = {"spec": spec, "result": result}
                     tmp = folder / f"{MARKER}.tmp"
                     tmp.write_text(json.dumps(marker, indent=1))
@@ -198,9 +193,9 @@ class Runner:
             else:
                 self.log(f"reproduce: [{number}/{len(self.jobs)}] {job.label}: finished, reused")
             self.results[job.folder] = result
-            if _main_process():
+            if distributed.is_main():
                 self.write()
-            _barrier()
+            distributed.barrier()
         return self.results
 
     def _train(self, job: Job, folder: Path) -> FitResult:
@@ -240,6 +235,6 @@ class Runner:
         record = environment_record(
             resolve_device(self.resolved.student.device),
             seeds=self.resolved.seeds,
-            world_size=_world_size(),
+            world_size=distributed.world_size(),
         )
         (self.out / "environment.json").write_text(json.dumps(record, indent=1))
