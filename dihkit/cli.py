@@ -1,5 +1,6 @@
-"""The ``dihkit`` command line: train, eval, train-heads, distill, compare, benchmark, teachers,
-tour (the notebook sequence) and quickstart."""
+"""The ``dihkit`` command line: train, eval, train-heads, distill, compare, benchmark,
+reproduce (the papers' tables), teachers, tour (the notebook sequence) and quickstart. Under
+``torchrun`` the commands that train run with DistributedDataParallel."""
 
 from __future__ import annotations
 

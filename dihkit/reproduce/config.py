@@ -56,6 +56,14 @@ HEAD_KEYS = (*TRAIN_KEYS, "kind", "positions", "activation", "width")
 TOP_KEYS = ("title", "source", "reported", "paper_statistic", "notes", "baseline", "recipe")
 TOP_KEYS += ("teacher", "heads")
 TOP_KEYS += ("methods", "pairs", "profiles")
+WHOLE_KEYS = (
+    "seeds",
+    "epochs",
+    "batch_size",
+    "width",
+    "train_per_class",
+    "teacher_train_per_class",
+)
 PAIR_KEYS = ("teacher", "student", "paper", "recipe", "options", "note")
 
 # What the classroom and smoke profiles change unless the file says otherwise: Fashion-MNIST
@@ -213,9 +221,7 @@ class _Reader:
             at = (*where, key)
             if key == "dataset":
                 self.choice(value, at, DATASET_NAMES)
-            elif key in ("seeds", "epochs", "batch_size", "train_per_class", "width"):
-                self.whole(value, at)
-            elif key in ("teacher_train_per_class",):
+            elif key in WHOLE_KEYS:
                 self.whole(value, at)
             elif key in ("cached_targets", "seed"):
                 self.whole(value, at, low=0)
@@ -231,7 +237,7 @@ class _Reader:
                     raise self.fail(at, f"positions must be a list of names, got {value!r}")
         train = {k: v for k, v in values.items() if k in TRAIN_KEYS}
         try:
-            _train_config(train)
+            train_config(train)
         except ConfigError as exc:
             key = next((k for k in train if str(exc).startswith(k)), None)
             raise self.fail((*where, key) if key else where, str(exc)) from None
@@ -242,7 +248,7 @@ def _real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _train_config(values: Mapping[str, Any], **extra: Any) -> TrainConfig:
+def train_config(values: Mapping[str, Any], **extra: Any) -> TrainConfig:
     """A TrainConfig from experiment keys (milestones must lie within the epochs given, so a
     layer that sets milestones alone is checked against the default epochs only if it fits)."""
     values = dict(values)

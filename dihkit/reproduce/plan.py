@@ -17,7 +17,7 @@ from dihkit.reproduce.config import (
     Column,
     Experiment,
     Pair,
-    _train_config,
+    train_config,
 )
 from dihkit.train import TrainConfig
 
@@ -133,7 +133,7 @@ def resolve_profile(
         if note:
             notes.append(f"{part}: {note}")
         train = {k: v for k, v in merged.items() if k in TRAIN_KEYS}
-        configs[part] = (_train_config(train, seed=merged.get("seed", 0), **extra), merged)
+        configs[part] = (train_config(train, seed=merged.get("seed", 0), **extra), merged)
     head_options = {k: configs["heads"][1].get(k, v) for k, v in HEAD_DEFAULTS.items()}
     train = {k: v for k, v in student.items() if k in TRAIN_KEYS}
     n_seeds = student.get("seeds", 1) if seeds is None else seeds
@@ -148,7 +148,7 @@ def resolve_profile(
             teacher_train_per_class=student.get("teacher_train_per_class"),
         ),
         seeds=tuple(range(n_seeds)),
-        student=_train_config(train, cached_targets=cached, **extra),
+        student=train_config(train, cached_targets=cached, **extra),
         teacher=configs["teacher"][0],
         heads=configs["heads"][0],
         head_options=head_options,

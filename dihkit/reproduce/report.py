@@ -223,7 +223,8 @@ def _paired(experiment: Experiment, rows: Sequence[Mapping[str, Any]]) -> list[s
     return [*lines, ""]
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so readers see the old or the new."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -237,7 +238,7 @@ def write_results(
 ) -> list[dict[str, Any]]:
     """Write results.json, results.csv and results.md into ``out``; returns the rows."""
     rows = run_rows(experiment, resolved, finished)
-    _atomic_write(
+    write_text_atomic(
         out / "results.json",
         json.dumps(
             {"experiment": experiment.name, "profile": resolved.profile, "runs": rows}, indent=1
@@ -253,8 +254,8 @@ def write_results(
         if isinstance(row["paper_pct"], list):
             flat["paper_pct"] = ";".join(map(str, row["paper_pct"]))
         writer.writerow(flat)
-    _atomic_write(out / "results.csv", buffer.getvalue())
-    _atomic_write(
+    write_text_atomic(out / "results.csv", buffer.getvalue())
+    write_text_atomic(
         out / "results.md", markdown(experiment, resolved, rows, len(resolved.seeds)) + "\n"
     )
     return rows

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ from dihkit.pipeline import distill, train_heads, train_model
 from dihkit.reproduce.config import Experiment
 from dihkit.reproduce.environment import environment_record
 from dihkit.reproduce.plan import Job, Resolved, plan_jobs
-from dihkit.reproduce.report import write_results
+from dihkit.reproduce.report import write_results, write_text_atomic
 from dihkit.runtime import resolve_device
 from dihkit.train import FitResult
 
@@ -187,9 +186,7 @@ class Runner:
                 result["wall_seconds"] = time.perf_counter() - start
                 if distributed.is_main():
                     marker = {"spec": spec, "result": result}
-                    tmp = folder / f"{MARKER}.tmp"
-                    tmp.write_text(json.dumps(marker, indent=1))
-                    os.replace(tmp, folder / MARKER)
+                    write_text_atomic(folder / MARKER, json.dumps(marker, indent=1))
             else:
                 self.log(f"reproduce: [{number}/{len(self.jobs)}] {job.label}: finished, reused")
             self.results[job.folder] = result
@@ -237,4 +234,4 @@ class Runner:
             seeds=self.resolved.seeds,
             world_size=distributed.world_size(),
         )
-        (self.out / "environment.json").write_text(json.dumps(record, indent=1))
+        write_text_atomic(self.out / "environment.json", json.dumps(record, indent=1))
