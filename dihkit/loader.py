@@ -235,7 +235,8 @@ class BatchLoader:
         if self.augment:
             size = len(idx) if size is None else size
             offsets, flips = draw_crop_flip(size, aug_gen, self.pad, device=self.device)
-            offsets, flips = offsets[part or slice(None)], flips[part or slice(None)]
+            if part is not None:  # this rank's share of the global batch's draws
+                offsets, flips = offsets[part], flips[part]
             images = random_crop_flip(images, None, self.pad, offsets=offsets, flips=flips)
         else:
             offsets = torch.zeros(len(idx), 2, dtype=torch.long, device=self.device)

@@ -44,30 +44,25 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def _settings(config: Any) -> dict[str, Any]:
+    """A training configuration without what cannot change the result (device, compile)."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("device", "compile")}
+
+
 def job_spec(job: Job, resolved: Resolved, experiment: Experiment) -> dict[str, Any]:
     """Everything that decides a job's result, as JSON values (compared on a rerun)."""
     spec = dataclasses.asdict(job)
     spec.pop("pairs")  # which rows a run fills does not change it
-    spec["config"].pop("device", None)
-    spec["config"].pop("compile", None)
+    spec["config"] = _settings(job.config)
     data = dataclasses.asdict(resolved.data)
-    if job.kind == "student":
-        data.pop("teacher_train_per_class")
-    else:
-        data.pop("train_per_class")
+    data.pop("teacher_train_per_class" if job.kind == "student" else "train_per_class")
     spec["data"] = data
     if job.kind == "heads":
         spec["head_options"] = resolved.head_options
     if job.teacher is not None or job.kind == "heads":
-        spec["teacher_training"] = dataclasses.asdict(resolved.teacher)
-        spec["teacher_training"].pop("device", None)
-        spec["teacher_training"].pop("compile", None)
+        spec["teacher_training"] = _settings(resolved.teacher)
         if experiment.needs_heads:
-            spec["heads_training"] = {
-                **{k: v for k, v in dataclasses.asdict(resolved.heads).items() if k != "device"},
-                **resolved.head_options,
-            }
-            spec["heads_training"].pop("compile", None)
+            spec["heads_training"] = {**_settings(resolved.heads), **resolved.head_options}
     return _plain(spec)
 
 
