@@ -19,18 +19,18 @@ $(STAMP): pyproject.toml
 # The offline book's JavaScript (require.js, the widgets HTML manager, MathJax), pinned npm
 # packages fetched once at install time; without them the book still works, minus widgets/math.
 $(JS_STAMP): | $(STAMP)
-	$(BIN)/python -m dihkit.book_assets $(JS_DIR)
+	$(BIN)/python -m dihkit.book.tour.assets $(JS_DIR)
 	touch $(JS_STAMP)
 
 js: $(STAMP)  # fetch the book's JavaScript again
-	$(BIN)/python -m dihkit.book_assets $(JS_DIR) --force
+	$(BIN)/python -m dihkit.book.tour.assets $(JS_DIR) --force
 	touch $(JS_STAMP)
 
 tour: $(STAMP) $(JS_STAMP)  # the sequence into runs/tour/, then runs/tour/book/index.html
-	$(BIN)/python -m dihkit.book tour --profile $(PROFILE) --out runs/tour
+	$(BIN)/python -m dihkit.book.tour@@ tour --profile $(PROFILE) --out runs/tour
 
 book: $(STAMP)  # re-execute the committed notebooks (classroom) and write them back with outputs
-	$(BIN)/python -m dihkit.book refresh --profile classroom
+	$(BIN)/python -m dihkit.book.tour@@ refresh --profile classroom
 
 # The browser tests (pytest -m browser) run too: JupyterLab and the offline book in Debian's
 # chromium, skipped where it is missing.

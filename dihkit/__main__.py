@@ -2,6 +2,6 @@
 
 import sys
 
-from dihkit.cli import main
+from dihkit.cli.main import main
 
 sys.exit(main())

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from dihkit.data import Dataset, load_dataset, per_class_subset
+from dihkit.data.datasets import Dataset, load_dataset, per_class_subset
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One compute thread per xdist worker (and for the kernels and subprocesses it starts):

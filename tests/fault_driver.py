@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from dihkit.cli import main
+from dihkit.cli.main import main
 
 
 def _patch_step(on_step) -> None:

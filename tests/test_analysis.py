@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from dihkit.analysis import (
+from dihkit.studies.analysis import (
     GroupSummary,
     collect_results,
     collected_runs,
@@ -27,7 +27,7 @@ from dihkit.analysis import (
     summary_markdown,
     write_results,
 )
-from dihkit.paper_numbers import DIH_TABLE2, dih_table2_markdown, dih_table3_markdown
+from dihkit.studies.paper_numbers import DIH_TABLE2, dih_table2_markdown, dih_table3_markdown
 
 
 def _run(method, seed, acc, *, teacher="resnet56", last=None, seconds=10.0, curve=(0.5, 0.6)):

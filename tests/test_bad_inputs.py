@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dihkit.checkpoint import load_checkpoint, model_entry, save_checkpoint
-from dihkit.cli import main
+from dihkit.training.checkpoint import load_checkpoint, model_entry, save_checkpoint
+from dihkit.cli.main import main
 from dihkit.errors import CheckpointError, ConfigError, DataError, DihkitError
 from dihkit.models import build_model
-from dihkit.teachers import bundled_path
+from dihkit.teachers.bundled import bundled_path
 
 REPO = Path(__file__).resolve().parent.parent
 NAN, INF = float("nan"), float("inf")
@@ -203,14 +203,14 @@ def test_cli_bad_input_in_a_real_subprocess(files, tmp_path, argv, needle):
 
 
 def _api_cases():
-    from dihkit.benchmark import measure_throughput
-    from dihkit.data import load_dataset, per_class_subset
-    from dihkit.heads import mount_heads
+    from dihkit.bench.throughput import measure_throughput
+    from dihkit.data.datasets import load_dataset, per_class_subset
+    from dihkit.nn.heads import mount_heads
     from dihkit.losses import dih_loss, kd_loss, per_sample_kd
-    from dihkit.profiles import check_method_parameters, resolve
-    from dihkit.run_folder import check_writable_folder
-    from dihkit.teacher import load_teacher
-    from dihkit.train import TrainConfig
+    from dihkit.runs.profiles import check_method_parameters, resolve
+    from dihkit.training.run_folder import check_writable_folder
+    from dihkit.teachers.loading import load_teacher
+    from dihkit.training.loop import TrainConfig
 
     logits = torch.zeros(2, 10)
     return [

@@ -12,8 +12,8 @@ from dihkit.methods import BuildContext, get_method, resolve_options
 from dihkit.methods.dml import MutualLearning
 from dihkit.methods.fitnets import parameters_feeding
 from dihkit.models import build_model
-from dihkit.pipeline import distill, load_teacher
-from dihkit.train import TrainConfig
+from dihkit.runs.pipeline import distill, load_teacher
+from dihkit.training.loop import TrainConfig
 
 
 def test_hint_stage_trains_exactly_the_layers_below_the_guided_layer():

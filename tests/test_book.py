@@ -14,8 +14,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from dihkit import book, book_assets
-from dihkit.book_html import add_plotly_html, write_book, write_page
+from dihkit.book import tour as book
+
+from dihkit.book import assets as book_assets
+from dihkit.book.html import add_plotly_html, write_book, write_page
 from dihkit.errors import ConfigError
 from dihkit.viz import PLOTLY_MIMETYPE
 
@@ -349,7 +351,7 @@ def test_book_page_renders_offline_in_a_browser(book_dir):
 def test_stored_outputs_of_another_profile_are_labelled_and_the_label_goes_away():
     import nbformat
 
-    from dihkit.book import OUTPUTS_NOTE_TAG, label_stored_outputs
+    from dihkit.book.tour import OUTPUTS_NOTE_TAG, label_stored_outputs
 
     nb = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_markdown_cell("# 99 · x"), nbformat.v4.new_code_cell("1")]

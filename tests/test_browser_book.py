@@ -1,6 +1,6 @@
 """The offline HTML book in headless Chromium with the network blocked.
 
-The book is written by :func:`dihkit.book_html.write_book`, as ``make tour`` does, from the
+The book is written by :func:`dihkit.book.html.write_book`, as ``make tour`` does, from the
 committed notebooks (executed, with their outputs and widget state) or from the folder of
 executed notebooks named by ``$DIHKIT_BROWSER_EXECUTED`` (e.g. ``runs/tour`` after ``make
 tour``). Every request other than ``file:`` is aborted and fails the test. Each page must draw
@@ -20,8 +20,8 @@ import nbformat
 import pytest
 from browser_support import REPO, PageLog, artifact, block_network, settled
 
-from dihkit import book_assets
-from dihkit.book_html import NOTEBOOK_PATTERN, write_book
+from dihkit.book import assets as book_assets
+from dihkit.book.html import NOTEBOOK_PATTERN, write_book
 from dihkit.viz import PLOTLY_MIMETYPE
 
 pytestmark = pytest.mark.browser

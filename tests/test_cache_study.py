@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dihkit.cache_study import cached_vs_live_table
+from dihkit.bench.cache_vs_live import cached_vs_live_table
 
 
 def test_table_pairs_each_cached_run_with_the_live_run_of_its_seed():

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dihkit.calibration import expected_calibration_error, reliability_curve, top1_agreement
+from dihkit.studies.calibration import expected_calibration_error, reliability_curve, top1_agreement
 
 
 def test_confident_and_always_right_is_perfectly_calibrated():

@@ -7,8 +7,8 @@ import pickle
 import pytest
 import torch
 
-import dihkit.checkpoint as checkpoint_module
-from dihkit.checkpoint import (
+import dihkit.training.checkpoint as checkpoint_module
+from dihkit.training.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_model,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dihkit.cohort_study import (
+from dihkit.studies.cohort import (
     COHORT_AVERAGE,
     bundled_teachers_table,
     example_indices,
@@ -15,9 +15,9 @@ from dihkit.cohort_study import (
     split_logits,
     state_checksum,
 )
-from dihkit.evaluation import evaluate
+from dihkit.training.evaluation import evaluate
 from dihkit.models import build_model
-from dihkit.pipeline import load_teacher
+from dihkit.runs.pipeline import load_teacher
 
 MEMBERS = ["head1 (layer1)", "head2 (layer2)", "teacher"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from dihkit.checkpoint import load_checkpoint
-from dihkit.cli import build_parser
-from dihkit.commands import config_from
-from dihkit.identity import run_identity
-from dihkit.pipeline import distill
-from dihkit.train import TrainConfig
+from dihkit.training.checkpoint import load_checkpoint
+from dihkit.cli.main import build_parser
+from dihkit.cli.commands import config_from
+from dihkit.training.identity import run_identity
+from dihkit.runs.pipeline import distill
+from dihkit.training.loop import TrainConfig
 
 
 def test_a_compiled_run_trains_the_same_weights_and_checkpoints(tiny, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Tests for dihkit.data: the embedded subset, splits, and the file readers."""
+"""Tests for dihkit.data.datasets: the embedded subset, splits, and the file readers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from dihkit.data import (
+from dihkit.data.datasets import (
     DATASET_NAMES,
     FMNIST_MINI_PATH,
     FMNIST_MINI_SHA256,
@@ -318,7 +318,7 @@ def test_build_script_reproduces_committed_file(tmp_path):
 
 
 def test_train_per_class_keeps_a_balanced_subset_and_the_full_validation_split():
-    from dihkit.data import load_dataset
+    from dihkit.data.datasets import load_dataset
 
     full = load_dataset("fmnist-mini")
     small = load_dataset("fmnist-mini", train_per_class=25)
@@ -329,7 +329,7 @@ def test_train_per_class_keeps_a_balanced_subset_and_the_full_validation_split()
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5])
 def test_train_per_class_must_be_a_positive_integer(bad):
-    from dihkit.data import DataError, per_class_subset
+    from dihkit.data.datasets import DataError, per_class_subset
 
     split = load_dataset("fmnist-mini").test
     with pytest.raises(DataError, match=str(bad)):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-import dihkit.pipeline as pipeline
-from dihkit.checkpoint import CheckpointError, load_model, model_entry, save_checkpoint
-from dihkit.cli import main
+import dihkit.runs.pipeline as pipeline
+from dihkit.training.checkpoint import CheckpointError, load_model, model_entry, save_checkpoint
+from dihkit.cli.main import main
 from dihkit.methods import method_names
 from dihkit.models import build_model
-from dihkit.pipeline import distill, load_teacher
-from dihkit.train import TrainConfig
+from dihkit.runs.pipeline import distill, load_teacher
+from dihkit.training.loop import TrainConfig
 
 TEACHER = "resnet14"  # the smallest bundled teacher
 EXPECTED_TERMS = {

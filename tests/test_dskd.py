@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from dihkit.losses import adaptive_weights, equal_weights, per_sample_kd, weighted_shallow_loss
 from dihkit.methods import BuildContext, get_method, resolve_options
 from dihkit.models import build_model
-from dihkit.pipeline import distill, load_teacher
-from dihkit.train import TrainConfig
+from dihkit.runs.pipeline import distill, load_teacher
+from dihkit.training.loop import TrainConfig
 
 
 def test_adaptive_weights_sum_to_one_per_sample_and_favour_the_larger_loss():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dihkit.exits import ExitBranch, StudentWithExits, final_feature_position, tail_exit
-from dihkit.heads import make_head
+from dihkit.nn.exits import ExitBranch, StudentWithExits, final_feature_position, tail_exit
+from dihkit.nn.heads import make_head
 from dihkit.models import MODEL_NAMES, build_model, count_parameters
 
 
@@ -21,7 +21,7 @@ def test_every_stage_of_every_model_gets_a_working_exit(arch, channels, size):
     shape = (channels, size, size)
     positions = student.stage_names
     tails = [tail_exit(student, p, shape) for p in positions[:-1]]
-    from dihkit.heads import feature_shapes
+    from dihkit.nn.heads import feature_shapes
 
     conv = [make_head("conv", s, 10, width=8) for s in feature_shapes(student, positions, shape)]
     wrapped = StudentWithExits(student, [*positions[:-1], *positions], [*tails, *conv])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dihkit.experiments import RunRecord, comparison_table, run_comparison
-from dihkit.train import TrainConfig
+from dihkit.runs.compare import RunRecord, comparison_table, run_comparison
+from dihkit.training.loop import TrainConfig
 
 
 def record(method: str, seed: int, best: float) -> RunRecord:

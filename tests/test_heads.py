@@ -6,11 +6,11 @@ import pytest
 import torch
 import torchvision
 
-from dihkit.heads import Cohort, cohort_from_entry, mount_heads
-from dihkit.methods.head_training import HeadTraining
+from dihkit.nn.heads import Cohort, cohort_from_entry, mount_heads
+from dihkit.teachers.head_training import HeadTraining
 from dihkit.models import build_model
-from dihkit.taps import StageTaps
-from dihkit.train import TrainConfig, fit
+from dihkit.nn.taps import StageTaps
+from dihkit.training.loop import TrainConfig, fit
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
-"""Tests for dihkit.loader: batching, determinism, augmentation and normalisation."""
+"""Tests for dihkit.data.loader: batching, determinism, augmentation and normalisation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dihkit.data import Split
-from dihkit.loader import BatchLoader, random_crop_flip
+from dihkit.data.datasets import Split
+from dihkit.data.loader import BatchLoader, random_crop_flip
 
 MEAN, STD = (0.5,), (0.25,)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dihkit.cli import build_parser, main
+from dihkit.cli.main import build_parser, main
 from dihkit.errors import ConfigError
 from dihkit.methods import get_method, method_names, option_infos, resolve_options
 
@@ -81,7 +81,7 @@ def test_a_flag_the_method_does_not_take_is_refused_before_training(capsys, tmp_
 
 
 def test_legacy_flags_still_parse_and_reach_the_method():
-    from dihkit.method_args import options_for
+    from dihkit.cli.method_flags import options_for
 
     args = build_parser().parse_args(
         ["compare", "--methods", "kd", "takd", "fitnets", "--student", "resnet8", "--tau", "3",
@@ -94,7 +94,7 @@ def test_legacy_flags_still_parse_and_reach_the_method():
 
 
 def test_boolean_options_have_on_and_off_flags():
-    from dihkit.method_args import options_for
+    from dihkit.cli.method_flags import options_for
 
     args = build_parser().parse_args(
         ["distill", "--method", "dskd", "--student", "resnet8", "--no-feature-loss", "--out", "x"]

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from dihkit.errors import ConfigError
 from dihkit.methods import BuildContext, get_method, resolve_options
 from dihkit.models import build_model
-from dihkit.pipeline import distill, load_teacher, train_heads
-from dihkit.train import TrainConfig
+from dihkit.runs.pipeline import distill, load_teacher, train_heads
+from dihkit.training.loop import TrainConfig
 
 
 def _mhkd(tiny, teacher="resnet14", **options):
@@ -103,7 +103,7 @@ def test_mhkd_run_checkpoints_the_plain_student_and_resumes(tiny, tmp_path):
 
 
 def test_mhkd_with_saved_teacher_heads_trains_from_cached_targets(tiny, tmp_path):
-    from dihkit.target_cache import CachedTargetLoader, load_or_build
+    from dihkit.training.target_cache import CachedTargetLoader, load_or_build
 
     config = TrainConfig(epochs=1, lr=0.01, device="cpu")
     train_heads("resnet14", tiny, config, kind="conv", width=8, out_dir=tmp_path, progress=False)

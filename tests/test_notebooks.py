@@ -2,7 +2,7 @@
 
 Each ``notebooks/NN_*.ipynb`` is copied into a temporary folder and executed there by nbval
 (``pytest --nbval-lax`` in a subprocess, with ``DIHKIT_PROFILE=smoke``, which makes
-:func:`dihkit.profiles.resolve` use the smoke profile whatever the committed parameters cell
+:func:`dihkit.runs.profiles.resolve` use the smoke profile whatever the committed parameters cell
 says). nbval compares the cells tagged ``nbval-check-output`` with the committed outputs (after
 ``notebooks/nbval_sanitize.cfg``), and the results file the notebook recorded under
 ``runs/notebooks/`` of the temporary folder is then checked: one execution per notebook serves
@@ -134,7 +134,7 @@ def parameters_cell(nb: Any) -> Any:
 def test_notebook_follows_the_conventions(notebook: Path) -> None:
     """A markdown title first; one parameters cell of plain literals, each with a help comment
     and readable by papermill (which skips, with a warning only, a line holding two '='); the
-    next code cell validates through dihkit.profiles."""
+    next code cell validates through dihkit.runs.profiles."""
     import ast
 
     import nbformat

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from dihkit.cli import main
+from dihkit.cli.main import main
 from dihkit.errors import ConfigError
 from dihkit.models import build_model
 from dihkit.reproduce import Runner, experiment_names, load_experiment, plan_jobs

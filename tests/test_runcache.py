@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-import dihkit.pipeline as pipeline
+import dihkit.runs.pipeline as pipeline
 from dihkit.errors import ConfigError
-from dihkit.profiles import resolve
-from dihkit.runcache import cached_run, identity_digest, run_identity
-from dihkit.train import TrainConfig
+from dihkit.runs.profiles import resolve
+from dihkit.runs.cache import cached_run, identity_digest, run_identity
+from dihkit.training.loop import TrainConfig
 
 
 def test_a_finished_run_is_reused_and_a_changed_setting_is_a_new_run(tmp_path, monkeypatch):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from dihkit.checkpoint import load_checkpoint
-from dihkit.cli import main
-from dihkit.data import load_dataset
+from dihkit.training.checkpoint import load_checkpoint
+from dihkit.cli.main import main
+from dihkit.data.datasets import load_dataset
 from dihkit.errors import CheckpointError, DataError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dihkit.data import dataset_spec, load_dataset
+from dihkit.data.datasets import dataset_spec, load_dataset
 from dihkit.errors import DataError, DataNotFoundError
 
 scipy_io = pytest.importorskip("scipy.io")

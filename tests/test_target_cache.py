@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-import dihkit.target_cache as target_cache
-import dihkit.train as train_module
-from dihkit.checkpoint import load_checkpoint
-from dihkit.cli import main
+import dihkit.training.target_cache as target_cache
+import dihkit.training.loop as train_module
+from dihkit.training.checkpoint import load_checkpoint
+from dihkit.cli.main import main
 from dihkit.errors import ConfigError
-from dihkit.experiments import run_comparison
-from dihkit.heads import mount_heads
+from dihkit.runs.compare import run_comparison
+from dihkit.nn.heads import mount_heads
 from dihkit.methods.ce import CrossEntropy
 from dihkit.methods.dih import IntermediateHeads
 from dihkit.methods.kd import KnowledgeDistillation
 from dihkit.models import build_model
-from dihkit.target_cache import CachedTargetLoader, load_or_build
-from dihkit.train import TrainConfig, fit
+from dihkit.training.target_cache import CachedTargetLoader, load_or_build
+from dihkit.training.loop import TrainConfig, fit
 
 CPU = torch.device("cpu")
 
@@ -321,14 +321,14 @@ def test_cli_distill_with_cached_targets(tmp_path, monkeypatch, capsys):
     ],
 )
 def test_grids_use_the_cache_only_where_the_method_can(method, options, expected):
-    from dihkit.experiments import method_config
+    from dihkit.runs.compare import method_config
 
     config = method_config(method, TrainConfig(cached_targets=4), seed=7, options=options)
     assert (config.cached_targets, config.seed) == (expected, 7)
 
 
 def test_fitnets_and_takd_train_their_kd_stages_from_the_cache(tiny, tmp_path, monkeypatch):
-    from dihkit.pipeline import distill
+    from dihkit.runs.pipeline import distill
 
     monkeypatch.setenv("DIHKIT_TARGET_CACHE", str(tmp_path / "cache"))
     config = TrainConfig(epochs=1, batch_size=64, device="cpu", cached_targets=2)

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-import dihkit.train as train_module
-from dihkit.checkpoint import load_checkpoint, load_model
+import dihkit.training.loop as train_module
+from dihkit.training.checkpoint import load_checkpoint, load_model
 from dihkit.methods.ce import CrossEntropy
 from dihkit.models import build_model
-from dihkit.pipeline import train_model
-from dihkit.train import TrainConfig, fit
+from dihkit.runs.pipeline import train_model
+from dihkit.training.loop import TrainConfig, fit
 
 
 def test_short_training_run_on_fmnist_mini_is_far_above_chance(fmnist, tmp_path):
@@ -123,7 +123,7 @@ def test_multistep_milestones_default_to_the_papers_proportions():
 
 
 def test_evaluate_uses_eval_mode_and_restores_the_previous_mode(tiny):
-    from dihkit.evaluation import evaluate
+    from dihkit.training.evaluation import evaluate
 
     model = build_model("resnet8", 10, 1).train()
     buffers = {k: v.clone() for k, v in model.state_dict().items()}
@@ -135,14 +135,14 @@ def test_evaluate_uses_eval_mode_and_restores_the_previous_mode(tiny):
 
 
 def test_evaluate_rejects_an_unknown_split(tiny):
-    from dihkit.evaluation import evaluate
+    from dihkit.training.evaluation import evaluate
 
     with pytest.raises(ValueError, match="'dev'.*train, val, test"):
         evaluate(build_model("resnet8", 10, 1), tiny, "dev")
 
 
 def test_resuming_with_other_settings_is_refused(tiny, tmp_path):
-    from dihkit.checkpoint import CheckpointError
+    from dihkit.training.checkpoint import CheckpointError
 
     train_model(
         "resnet8", tiny, TrainConfig(epochs=1, device="cpu"), out_dir=tmp_path, progress=False

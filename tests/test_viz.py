@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from dihkit import viz
-from dihkit.calibration import reliability_curve
-from dihkit.cohort_study import MemberReport
+from dihkit.studies.calibration import reliability_curve
+from dihkit.studies.cohort import MemberReport
 
 CLASSES = [f"class{i}" for i in range(10)]
 MEMBERS = ["head1 (layer1)", "head2 (layer2)", "head3 (layer3)", "teacher"]

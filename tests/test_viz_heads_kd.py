@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from dihkit.analysis import GroupSummary
-from dihkit.dskd_records import (
+from dihkit.studies.analysis import GroupSummary
+from dihkit.studies.dskd_weights import (
     describe_weights,
     load_weight_records,
     records_summary,
@@ -19,7 +19,7 @@ from dihkit.dskd_records import (
     weight_trajectory,
 )
 from dihkit.errors import ConfigError
-from dihkit.head_study import (
+from dihkit.studies.student_heads import (
     CPU_HEAD_WIDTH,
     DSKD_ABLATION_LABELS,
     DSKD_ABLATIONS,
@@ -40,7 +40,7 @@ from dihkit.head_study import (
     term_curves,
 )
 from dihkit.methods import resolve_options
-from dihkit.paper_numbers import (
+from dihkit.studies.paper_numbers import (
     DSKD_TABLE1,
     DSKD_TABLE2,
     DSKD_TABLE3,
@@ -50,8 +50,8 @@ from dihkit.paper_numbers import (
     dskd_table3_markdown,
     mhkd_table2_markdown,
 )
-from dihkit.profiles import resolve
-from dihkit.viz_heads import (
+from dihkit.runs.profiles import resolve
+from dihkit.viz.student_heads import (
     plot_term_curves,
     plot_weight_histograms,
     plot_weight_trajectories,

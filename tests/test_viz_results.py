@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dihkit import viz
-from dihkit.analysis import GradientNorms, GroupSummary
+from dihkit.studies.analysis import GradientNorms, GroupSummary
 
 CLASSES = [f"c{i}" for i in range(10)]
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from dihkit.data import per_class_subset
-from dihkit.pipeline import load_teacher
-from dihkit.widgets import head_explorer
+from dihkit.data.datasets import per_class_subset
+from dihkit.runs.pipeline import load_teacher
+from dihkit.viz.widgets import head_explorer
 
 CLASSES = [f"class{i}" for i in range(4)]
 MEMBERS = ["head1 (layer1)", "head2 (layer2)", "teacher"]

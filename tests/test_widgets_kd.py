@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dihkit.widgets import temperature_explorer
+from dihkit.viz.widgets import temperature_explorer
 
 CLASSES = [f"class {i}" for i in range(10)]
 

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from dihkit.checkpoint import load_model_state, model_entry
+from dihkit.training.checkpoint import load_model_state, model_entry
 from dihkit.errors import ConfigError
 from dihkit.methods.options import MethodOptions
 
 if TYPE_CHECKING:
-    from dihkit.data import Dataset
-    from dihkit.teacher import Teacher
-    from dihkit.train import FitResult, TrainConfig
+    from dihkit.data.datasets import Dataset
+    from dihkit.teachers.loading import Teacher
+    from dihkit.training.loop import FitResult, TrainConfig
 
 REQUIREMENTS = ("teacher", "cohort")
 
@@ -73,7 +73,7 @@ class BuildContext:
         if self.stage_hook is not None:
             self.stage_hook(name, distiller, config)
             return None
-        from dihkit.train import fit
+        from dihkit.training.loop import fit
 
         return fit(
             distiller,

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dihkit.exits import StudentWithExits, tail_exit
+from dihkit.nn.exits import StudentWithExits, tail_exit
 from dihkit.losses import kd_loss
 from dihkit.methods.base import BuildContext, Distiller, parse_positions
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
-from dihkit.taps import default_positions
+from dihkit.nn.taps import default_positions
 
 EXITS_HELP = (
     "which shallow stages (all but the last) get a classifier: all, none, or 1-based "
@@ -29,7 +29,7 @@ def shallow_classifiers(
 ) -> StudentWithExits:
     """The student wrapped with DSKD-style shallow classifiers at the chosen shallow stages
     (the student's stages 1..L-1); each is a fresh copy of the rest of the main branch plus
-    pooling and a new fully connected layer (:func:`dihkit.exits.tail_exit`)."""
+    pooling and a new fully connected layer (:func:`dihkit.nn.exits.tail_exit`)."""
     shallow = default_positions(context.student)[:-1]
     positions = parse_positions(exits, shallow, method, "exits", allow_none=allow_none)
     branches = [tail_exit(context.student, p, context.input_shape) for p in positions]

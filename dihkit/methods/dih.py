@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dihkit.heads import Cohort, freeze
+from dihkit.nn.heads import Cohort, freeze
 from dihkit.losses import dih_student_loss, ensemble_kd_loss
 from dihkit.methods.base import BuildContext, Distiller
 from dihkit.methods.options import MethodOptions, option

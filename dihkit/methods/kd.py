@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from dihkit.heads import freeze
+from dihkit.nn.heads import freeze
 from dihkit.losses import kd_student_loss
 from dihkit.methods.base import BuildContext, Distiller, require_teacher
 from dihkit.methods.options import MethodOptions, option

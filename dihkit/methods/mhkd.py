@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dihkit.errors import ConfigError
-from dihkit.exits import StudentWithExits, exit_input_shapes
-from dihkit.heads import Cohort, freeze, make_head, mount_heads
+from dihkit.nn.exits import StudentWithExits, exit_input_shapes
+from dihkit.nn.heads import Cohort, freeze, make_head, mount_heads
 from dihkit.losses import kd_student_loss, one_head_kd_loss
 from dihkit.methods.base import (
     BuildContext,
@@ -22,7 +22,7 @@ from dihkit.methods.base import (
 )
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
-from dihkit.taps import default_positions
+from dihkit.nn.taps import default_positions
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class MultiHeadKD(Distiller):
     Teacher backbone frozen. The teacher's heads learn the labels with CE (in this run, jointly
     with the student, as the paper trains all heads "jointly with the original KD process"; the
     student heads see their outputs as constants), or are reused frozen from the checkpoint.
-    Student heads are the same :class:`dihkit.heads.ConvHead` design (the paper's N_c = 2 conv
+    Student heads are the same :class:`dihkit.nn.heads.ConvHead` design (the paper's N_c = 2 conv
     layers with BN and ReLU, N_f = 2 fully connected layers), dropped at export.
 
     Choices where the paper is silent: the final KD term uses the same alpha as the heads; the

@@ -9,7 +9,7 @@ from dihkit.methods.kd import KnowledgeDistillation
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
 from dihkit.models import MODEL_NAMES, build_model
-from dihkit.runtime import seed_everything
+from dihkit.training.runtime import seed_everything
 
 
 @dataclass(frozen=True)

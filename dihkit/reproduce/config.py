@@ -18,20 +18,21 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dihkit.data import DATASET_NAMES
+from dihkit.resources import bundled
+from dihkit.data.datasets import DATASET_NAMES
 from dihkit.errors import ConfigError, DihkitError
-from dihkit.heads import ACTIVATIONS, HEAD_TYPES
+from dihkit.nn.heads import ACTIVATIONS, HEAD_TYPES
 from dihkit.methods import get_method, method_names, resolve_options
 from dihkit.models import MODEL_NAMES
 from dihkit.reproduce.toml_lines import line_of
-from dihkit.train import TrainConfig
+from dihkit.training.loop import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "configs"
+CONFIG_DIR = bundled("configs")
 PROFILES = ("paper", "classroom", "smoke")
 TEACHER_COLUMN = "teacher"  # a paper number under this key is the teacher's own accuracy
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
+from dihkit.resources import checkout_root
+
 PACKAGES = ("dihkit", "torch", "torchvision", "numpy", "tqdm")
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def _version(package: str) -> str | None:
@@ -24,8 +25,12 @@ def _version(package: str) -> str | None:
         return None
 
 
-def git_commit(root: Path = REPO_ROOT) -> dict[str, Any] | None:
-    """The checkout's commit and whether it had uncommitted changes; None outside git."""
+def git_commit(root: Path | None = None) -> dict[str, Any] | None:
+    """The checkout's commit and whether it had uncommitted changes; None for an installed
+    package or outside git."""
+    root = root or checkout_root()
+    if root is None:
+        return None
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],

@@ -23,17 +23,17 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from dihkit.data import Dataset, Split, dataset_spec
-from dihkit.heads import mount_heads
+from dihkit.data.datasets import Dataset, Split, dataset_spec
+from dihkit.nn.heads import mount_heads
 from dihkit.methods import BuildContext, Distiller, get_method, resolve_options
 from dihkit.methods.ce import CrossEntropy
-from dihkit.methods.head_training import HeadTraining
+from dihkit.teachers.head_training import HeadTraining
 from dihkit.models import build_model
 from dihkit.reproduce.config import Experiment
 from dihkit.reproduce.plan import Job, Resolved
-from dihkit.runtime import autocast, evaluating, resolve_device, seed_everything
-from dihkit.teacher import Teacher
-from dihkit.train import TrainConfig
+from dihkit.training.runtime import autocast, evaluating, resolve_device, seed_everything
+from dihkit.teachers.loading import Teacher
+from dihkit.training.loop import TrainConfig
 
 # Official split sizes (train, test), so an estimate needs no dataset on disk.
 SPLIT_SIZES = {

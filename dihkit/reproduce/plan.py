@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dihkit.errors import ConfigError
-from dihkit.experiments import method_config
+from dihkit.runs.compare import method_config
 from dihkit.reproduce.config import (
     DEFAULT_PROFILES,
     PROFILES,
@@ -19,7 +19,7 @@ from dihkit.reproduce.config import (
     Pair,
     train_config,
 )
-from dihkit.train import TrainConfig
+from dihkit.training.loop import TrainConfig
 
 HEAD_DEFAULTS = {"kind": "linear", "positions": None, "activation": "none", "width": 256}
 

@@ -2,11 +2,11 @@
 
 Every builder returns a figure and displays nothing; matplotlib and plotly are imported inside
 the functions, so ``import dihkit`` (and the CLI) stays fast. :mod:`dihkit.viz.kd` holds the
-knowledge-distillation figures, :mod:`dihkit.viz.heads` the tour's and the head explorer's and
-the plotly output helpers; :mod:`dihkit.viz_heads` the MHKD/DSKD figures.
+knowledge-distillation figures, :mod:`dihkit.viz.teacher_heads` the tour's and the head explorer's and
+the plotly output helpers; :mod:`dihkit.viz.student_heads` the MHKD/DSKD figures.
 """
 
-from dihkit.viz.heads import (
+from dihkit.viz.teacher_heads import (
     PLOTLY_MIMETYPE,
     figure_png,
     head_explorer_figure,

@@ -1,0 +1,390 @@
+"""Run the notebook sequence headless and turn it into an offline HTML book.
+
+- :func:`run_sequence` executes ``notebooks/NN_*.ipynb`` with papermill (all of them, or the
+  ``only`` prefixes) into one folder, with a progress bar over notebooks and each one's wall time
+  recorded in ``sequence.json``. Parameter names are checked against every notebook's
+  ``parameters`` cell first: papermill alone would only warn about a misspelled name.
+- :func:`write_book` (in :mod:`dihkit.book.html`) writes one page per executed notebook and an
+  index; :func:`refresh_notebooks` re-executes the committed notebooks in place (``make book``).
+- :func:`add_tour_arguments` and :func:`run_tour` are the ``dihkit tour`` command;
+  ``python -m dihkit.book.tour@@ tour|refresh`` runs the same without the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dihkit.resources import bundled
+from dihkit.book.html import NOTEBOOK_PATTERN, SEQUENCE_FILE, write_book
+from dihkit.errors import ConfigError, DihkitError
+from dihkit.runs.profiles import PROFILE_NAMES, check_choice
+
+NOTEBOOKS_DIR = bundled("notebooks")
+KERNEL = "python3"
+RUN_PARAMETERS = ("profile", "out_dir", "cache_dir")  # set by run_sequence itself
+
+
+class NotebookError(DihkitError):
+    """A notebook of the sequence raised an exception; the executed copy shows where."""
+
+    def __init__(self, notebook: str, ename: str, evalue: str, output: Path) -> None:
+        super().__init__(f"notebook {notebook} failed: {ename}: {evalue} (see {output})")
+        self.notebook, self.ename, self.evalue, self.output = notebook, ename, evalue, output
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One executed notebook of the sequence."""
+
+    name: str  # the file name, e.g. 03_intermediate_heads.ipynb
+    output: Path
+    seconds: float
+
+
+def sequence_notebooks(
+    only: Sequence[str] | None = None, notebooks_dir: str | Path = NOTEBOOKS_DIR
+) -> list[Path]:
+    """The sequence's notebooks in order; ``only`` keeps those whose name starts with one of the
+    given prefixes (``"03"``, ``"3"`` or ``"03_intermediate_heads"``)."""
+    notebooks = sorted(Path(notebooks_dir).glob(NOTEBOOK_PATTERN))
+    if not notebooks:
+        raise ConfigError(f"no notebooks (NN_*.ipynb) in {str(notebooks_dir)!r}")
+    if not only:
+        return notebooks
+
+    def matches(path: Path, prefix: str) -> bool:
+        prefix = str(prefix).removesuffix(".ipynb")
+        if prefix.isdigit():
+            return int(prefix) == int(path.name[:2])
+        return path.stem.startswith(prefix)
+
+    unknown = [p for p in only if not any(matches(n, p) for n in notebooks)]
+    if unknown:
+        raise ConfigError(
+            f"--only {' '.join(map(str, unknown))} matches no notebook; the sequence: "
+            + ", ".join(n.stem for n in notebooks)
+        )
+    return [n for n in notebooks if any(matches(n, p) for p in only)]
+
+
+def notebook_parameters(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The names declared in a notebook's ``parameters`` cell, with papermill's description of
+    each (``default``, ``inferred_type_name``, ``help``)."""
+    import papermill
+
+    return dict(papermill.inspect_notebook(str(path)))
+
+
+def assign_parameters(
+    params: Mapping[str, Any] | None, notebooks: Sequence[Path]
+) -> dict[Path, dict[str, Any]]:
+    """Split ``params`` between ``notebooks``: each gets the names its parameters cell declares.
+    A name that no notebook declares is a :class:`ConfigError` naming it and the valid names."""
+    params = dict(params or {})
+    reserved = sorted(set(params) & set(RUN_PARAMETERS))
+    if reserved:
+        raise ConfigError(
+            f"--param {', '.join(reserved)} is set by the tour itself; use --profile and --out"
+        )
+    declared = {path: notebook_parameters(path) for path in notebooks}
+    known = sorted({name for names in declared.values() for name in names} - set(RUN_PARAMETERS))
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown notebook parameter(s) {', '.join(unknown)}; the selected notebooks "
+            f"declare: {', '.join(known)}"
+        )
+    return {
+        path: {name: value for name, value in params.items() if name in names}
+        for path, names in declared.items()
+    }
+
+
+@contextlib.contextmanager
+def _profile_from_arguments() -> Iterator[None]:
+    """Hide ``DIHKIT_PROFILE`` from the kernels while the sequence runs: an explicit profile
+    wins over the environment."""
+    saved = os.environ.pop("DIHKIT_PROFILE", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["DIHKIT_PROFILE"] = saved
+
+
+def _execute(source: Path, output: Path, parameters: Mapping[str, Any], cwd: Path) -> float:
+    """Execute one notebook with papermill; its wall time in seconds."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(output),
+            parameters=dict(parameters),
+            kernel_name=KERNEL,
+            cwd=str(cwd),
+            progress_bar=False,
+        )
+    except PapermillExecutionError as error:
+        raise NotebookError(source.name, error.ename, error.evalue, output) from None
+    return time.perf_counter() - start
+
+
+def _record(out_dir: Path, profile: str, params: Mapping[str, Any], runs: list[NotebookRun]):
+    """Merge this run's wall times into ``out_dir/sequence.json``."""
+    path = out_dir / SEQUENCE_FILE
+    try:
+        recorded = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        recorded = {}
+    notebooks = recorded.get("notebooks", {}) if recorded.get("profile") == profile else {}
+    for run in runs:
+        notebooks[run.name] = {"seconds": round(run.seconds, 2), "params": dict(params)}
+    payload = {"profile": profile, "notebooks": dict(sorted(notebooks.items()))}
+    path.write_text(json.dumps(payload, indent=1, default=repr) + "\n")
+
+
+def run_sequence(
+    profile: str = "classroom",
+    only: Sequence[str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    out_dir: str | Path = "runs/tour",
+    progress: bool = True,
+    *,
+    notebooks_dir: str | Path = NOTEBOOKS_DIR,
+) -> list[NotebookRun]:
+    """Execute the sequence (or the ``only`` prefixes) with papermill into ``out_dir``.
+
+    Each notebook runs with the notebooks folder as working directory and gets ``profile``,
+    ``out_dir`` (absolute: results land in ``out_dir/<notebook>/``) and ``cache_dir``
+    (``out_dir/cache``), plus those of ``params`` its parameters cell declares. Wall times are
+    merged into ``out_dir/sequence.json``. A notebook that fails stops the run with a
+    :class:`NotebookError`; its executed copy in ``out_dir`` shows the failing cell.
+    """
+    from tqdm.auto import tqdm
+
+    check_choice("profile", profile, PROFILE_NAMES)
+    notebooks = sequence_notebooks(only, notebooks_dir)
+    assigned = assign_parameters(params, notebooks)
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_values = {"profile": profile, "out_dir": str(out_dir), "cache_dir": str(out_dir / "cache")}
+    runs: list[NotebookRun] = []
+    bar = tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb", disable=not progress)
+    with _profile_from_arguments():
+        for path in bar:
+            bar.set_postfix_str(path.stem)
+            declared = notebook_parameters(path)
+            values = {k: v for k, v in run_values.items() if k in declared}
+            output = out_dir / path.name
+            seconds = _execute(path, output, {**values, **assigned[path]}, path.parent)
+            runs.append(NotebookRun(path.name, output, seconds))
+            _record(out_dir, profile, assigned[path], runs[-1:])
+            if progress:
+                bar.write(f"{path.name}: {seconds:.1f} s")
+    return runs
+
+
+def profiles_table() -> str:
+    """The run profiles side by side (a text table)."""
+    from dihkit.runs.profiles import PROFILES
+
+    fields = ("dataset", "teacher", "student", "epochs", "train_per_class", "seeds", "device")
+    width = max(len(f) for f in fields)
+    lines = [(f"{'':<{width}}  " + "  ".join(f"{name:<12}" for name in PROFILES)).rstrip()]
+    for field in fields:
+        values = []
+        for settings in PROFILES.values():
+            value = getattr(settings, field)
+            value = "all" if value is None else value
+            value = ", ".join(map(str, value)) if isinstance(value, tuple) else value
+            values.append(f"{str(value):<12}")
+        lines.append(f"{field:<{width}}  " + "  ".join(values).rstrip())
+    return "\n".join(lines)
+
+
+def sequence_table(notebooks_dir: str | Path = NOTEBOOKS_DIR) -> str:
+    """Every notebook of the sequence with the parameters its ``parameters`` cell declares (what
+    ``--param NAME=VALUE`` may set; ``profile``, ``out_dir`` and ``cache_dir`` come from the
+    tour)."""
+    lines = []
+    for path in sequence_notebooks(None, notebooks_dir):
+        names = [n for n in notebook_parameters(path) if n not in RUN_PARAMETERS]
+        lines.append(f"{path.stem}: {', '.join(names) or '-'}")
+    return "\n".join(lines)
+
+
+def _clean_for_commit(nb: Any) -> Any:
+    """Drop what changes on every run (papermill's timings, cell timestamps) and the injected
+    parameters cell, keeping outputs and widget state."""
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    return nb
+
+
+OUTPUTS_NOTE_TAG = "stored-outputs-note"
+
+
+def label_stored_outputs(nb: Any, profile: str, default: str) -> Any:
+    """Say in the notebook when its stored outputs come from another profile than its own
+    default (a smoke run committed where a classroom run did not fit); drop an older such note
+    when they do not."""
+    import nbformat
+
+    nb.cells = [c for c in nb.cells if OUTPUTS_NOTE_TAG not in c.metadata.get("tags", [])]
+    if profile != default:
+        note = nbformat.v4.new_markdown_cell(
+            f"> **About the outputs stored in this file.** They come from a run in the "
+            f"**{profile}** profile, not this notebook's default ({default}): they show that "
+            f"every cell works, not the {default} numbers. `make book` stores a {default} run."
+        )
+        note.metadata["tags"] = [OUTPUTS_NOTE_TAG]
+        nb.cells.insert(1, note)
+    return nb
+
+
+def refresh_notebooks(
+    profile: str = "classroom",
+    only: Sequence[str] | None = None,
+    progress: bool = True,
+    *,
+    notebooks_dir: str | Path = NOTEBOOKS_DIR,
+) -> list[NotebookRun]:
+    """Re-execute the committed notebooks with their own parameters (``make book``) and write
+    each back with its outputs, so they read well where no kernel runs (GitHub). The results
+    and cache go where the notebooks' defaults say (``../runs/notebooks``, ``../runs/cache``)."""
+    import nbformat
+    from tqdm.auto import tqdm
+
+    check_choice("profile", profile, PROFILE_NAMES)
+    notebooks = sequence_notebooks(only, notebooks_dir)
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp, _profile_from_arguments():
+        bar = tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb", disable=not progress)
+        for path in bar:
+            bar.set_postfix_str(path.stem)
+            declared = notebook_parameters(path)
+            default = str(declared.get("profile", {}).get("default", "")).strip("'\"")
+            parameters = {} if default == profile else {"profile": profile}
+            output = Path(tmp) / path.name
+            seconds = _execute(path, output, parameters, path.parent)
+            nb = _clean_for_commit(nbformat.read(output, as_version=4))
+            nb = label_stored_outputs(nb, profile, default)
+            nbformat.write(nb, path)
+            runs.append(NotebookRun(path.name, path, seconds))
+            if progress:
+                bar.write(f"{path.name}: {seconds:.1f} s")
+    return runs
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` -> ``(NAME, value)``; VALUE is read as a Python literal (``3``, ``0.5``,
+    ``[0, 1]``, ``None``), else kept as a string."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ConfigError(f"--param {text!r} must look like NAME=VALUE (e.g. tau=3)")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()
+    return name, value
+
+
+def add_tour_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``dihkit tour``."""
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="classroom", help="run profile")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NN", help="run only these notebooks (prefixes, e.g. 03)"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a notebook parameter (a Python literal); repeatable",
+    )
+    parser.add_argument("--out", default="runs/tour", help="folder for the executed notebooks")
+    parser.add_argument(
+        "--notebooks", default=str(NOTEBOOKS_DIR), help="folder of the sequence (NN_*.ipynb)"
+    )
+    parser.add_argument("--no-book", action="store_true", help="skip the HTML book")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_tour(args: argparse.Namespace) -> int:
+    """``dihkit tour``: run the sequence, then write the book into ``OUT/book``. Bad parameters
+    raise :class:`ConfigError` before anything runs; a failing notebook a :class:`NotebookError`."""
+    params = dict(parse_param(text) for text in args.param)
+    start = time.perf_counter()
+    runs = run_sequence(
+        args.profile,
+        args.only,
+        params,
+        args.out,
+        progress=not args.quiet,
+        notebooks_dir=args.notebooks,
+    )
+    for run in runs:
+        print(f"{run.name:<36} {run.seconds:8.1f} s")
+    print(f"{'sequence':<36} {time.perf_counter() - start:8.1f} s  ({args.profile} profile)")
+    if not args.no_book:
+        index = write_book(args.out, Path(args.out) / "book")
+        print(f"book: {index}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m dihkit.book.tour@@ tour [...]`` or ``python -m dihkit.book.tour@@ refresh [--only NN]``."""
+    parser = argparse.ArgumentParser(prog="python -m dihkit.book")
+    sub = parser.add_subparsers(dest="action", required=True)
+    add_tour_arguments(sub.add_parser("tour", help="run the sequence and write the HTML book"))
+    refresh = sub.add_parser("refresh", help="re-execute the committed notebooks in place")
+    refresh.add_argument("--profile", choices=PROFILE_NAMES, default="classroom")
+    refresh.add_argument("--only", nargs="+", metavar="NN")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "tour":
+            return run_tour(args)
+        refresh_notebooks(args.profile, args.only)
+        return 0
+    except DihkitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+__all__ = [
+    "NotebookError",
+    "NotebookRun",
+    "add_tour_arguments",
+    "assign_parameters",
+    "notebook_parameters",
+    "parse_param",
+    "profiles_table",
+    "refresh_notebooks",
+    "run_sequence",
+    "run_tour",
+    "sequence_notebooks",
+    "sequence_table",
+    "write_book",
+]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

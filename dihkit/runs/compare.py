@@ -1,0 +1,172 @@
+"""Multi-seed comparisons of methods: mean +/- std and paired differences (same seed = same
+student initialisation and the same data order, only the method varies)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from dihkit.training import run_folder
+from dihkit.data.datasets import Dataset
+from dihkit.errors import ConfigError
+from dihkit.methods import get_method, resolve_options
+from dihkit.runs.pipeline import distill, distill_identity
+from dihkit.training.loop import TrainConfig
+
+
+@dataclass
+class RunRecord:
+    """One finished run of a comparison."""
+
+    method: str
+    seed: int
+    test_acc_best: float
+    test_acc_last: float
+    best_epoch: int
+    seconds: float
+
+
+def method_config(
+    method: str,
+    config: TrainConfig,
+    seed: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """``config`` for one run of a grid: its seed, and cached targets only where the method with
+    these options can train from them (the others, such as ``ce``, run as they always do)."""
+    method_class = get_method(method)
+    usable = method_class.can_cache(resolve_options(method, options))
+    cached = config.cached_targets if usable else 0
+    return replace(config, seed=config.seed if seed is None else seed, cached_targets=cached)
+
+
+def run_comparison(
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    teacher: str | None,
+    student: str,
+    data: Dataset,
+    config: TrainConfig,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    out_dir: str | Path,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[RunRecord]:
+    """Run every method with every seed into ``out_dir/METHOD/seed-N``. A finished run is read
+    back from its ``summary.json`` only if it was run with exactly these settings (its identity,
+    :func:`dihkit.runs.pipeline.distill_identity`); an interrupted one resumes, and one run with other
+    settings is an error listing them (``overwrite`` runs it again instead). ``options`` maps a
+    method to its own options (methods not listed take their defaults)."""
+    _check_unique("seeds", seeds)
+    _check_unique("methods", methods)
+    records = []
+    with run_folder.claim(out_dir, resume=True):
+        for seed in seeds:
+            for method in methods:
+                records.append(
+                    _run_one(
+                        method,
+                        seed,
+                        teacher,
+                        student,
+                        data,
+                        config,
+                        options,
+                        out_dir,
+                        overwrite,
+                        progress,
+                    )
+                )
+    return records
+
+
+def _check_unique(name: str, values: Sequence[Any]) -> None:
+    repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+    if repeated:
+        raise ConfigError(
+            f"--{name} {' '.join(map(str, values))} repeats {', '.join(repeated)}; "
+            "list each once (a repeated run would be counted twice)"
+        )
+
+
+def _run_one(
+    method: str,
+    seed: int,
+    teacher: str | None,
+    student: str,
+    data: Dataset,
+    config: TrainConfig,
+    options: Mapping[str, Mapping[str, Any]] | None,
+    out_dir: str | Path,
+    overwrite: bool,
+    progress: bool,
+) -> RunRecord:
+    """One cell of the grid: reuse the finished run if its identity matches, else run it."""
+    run_dir = Path(out_dir) / method / f"seed-{seed}"
+    summary_path = run_dir / "summary.json"
+    method_options = (options or {}).get(method)
+    run_config = method_config(method, config, seed, method_options)
+    identity = distill_identity(method, teacher, student, data, run_config, method_options)
+    stored = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if overwrite or stored.get("identity") != identity:
+        distill(
+            method,
+            teacher,
+            student,
+            data,
+            run_config,
+            method_options,
+            out_dir=run_dir,
+            resume=not overwrite,
+            overwrite=overwrite,
+            progress=progress,
+        )
+        stored = json.loads(summary_path.read_text())
+    history = json.loads((run_dir / "history.json").read_text())
+    return RunRecord(
+        method=method,
+        seed=seed,
+        test_acc_best=stored["test_acc_best"],
+        test_acc_last=stored["test_acc_last"],
+        best_epoch=stored["best_epoch"],
+        seconds=sum(row["seconds"] for row in history),
+    )
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * mean:.2f} +/- {100 * std:.2f}"
+
+
+def comparison_table(records: Sequence[RunRecord], baseline: str | None = None) -> str:
+    """Markdown table: test accuracy (validation-selected) mean +/- std over seeds, last-epoch
+    accuracy, the paired difference to ``baseline`` (default: the first method) per seed, and the
+    training time per run."""
+    methods = list(dict.fromkeys(r.method for r in records))
+    baseline = baseline or methods[0]
+    by_key = {(r.method, r.seed): r for r in records}
+    lines = [
+        f"| method | n | test % (val-selected) | test % (last epoch) | paired diff vs {baseline} "
+        "(per seed) | train s/run |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in methods:
+        runs = [r for r in records if r.method == method]
+        diffs = [
+            100 * (r.test_acc_best - by_key[(baseline, r.seed)].test_acc_best)
+            for r in runs
+            if (baseline, r.seed) in by_key
+        ]
+        diff_text = ", ".join(f"{d:+.2f}" for d in diffs) if method != baseline else "-"
+        lines.append(
+            f"| {method} | {len(runs)} | {_mean_std([r.test_acc_best for r in runs])} | "
+            f"{_mean_std([r.test_acc_last for r in runs])} | {diff_text} | "
+            f"{statistics.fmean(r.seconds for r in runs):.0f} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""Run profiles shared by the notebooks and the tour: ``smoke`` (seconds, for CI), ``classroom``
+(minutes on a laptop CPU, the default) and ``paper`` (CIFAR at a paper's recipe, GPU expected).
+
+A notebook's ``parameters`` cell holds plain literals; its next cell calls :func:`resolve`, which
+fills every ``None`` from the profile, checks every value and fails with one clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dihkit.errors import ConfigError
+
+PROFILE_NAMES = ("smoke", "classroom", "paper")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a notebook run needs, after the profile's defaults were filled in."""
+
+    profile: str
+    dataset: str
+    teacher: str
+    student: str
+    epochs: int
+    train_per_class: int | None
+    seeds: tuple[int, ...]
+    batch_size: int
+    lr: float
+    schedule: str
+    device: str
+    data_dir: str | None = None
+    cached_targets: int = 0  # V > 0: methods that can train from V cached views per image do
+
+    def config(self, seed: int | None = None, **changes: Any):
+        """A :class:`dihkit.training.loop.TrainConfig` for one run (``seed`` defaults to the first)."""
+        from dihkit.training.loop import TrainConfig
+
+        values = dict(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            schedule=self.schedule,
+            seed=self.seeds[0] if seed is None else seed,
+            device=self.device,
+            cached_targets=self.cached_targets,
+        )
+        values.update(changes)
+        return TrainConfig(**values)
+
+    def load_data(self):
+        """The dataset of this profile (with its ``train_per_class`` subset)."""
+        from dihkit.data.datasets import load_dataset
+
+        return load_dataset(
+            self.dataset, data_dir=self.data_dir, train_per_class=self.train_per_class
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, for a notebook's results file."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
+
+
+PROFILES: dict[str, Settings] = {
+    "smoke": Settings(
+        profile="smoke",
+        dataset="fmnist-mini",
+        teacher="resnet14",
+        student="resnet8",
+        epochs=1,
+        train_per_class=20,
+        seeds=(0,),
+        batch_size=128,
+        lr=0.1,
+        schedule="cosine",
+        device="cpu",
+    ),
+    "classroom": Settings(
+        profile="classroom",
+        dataset="fmnist-mini",
+        teacher="resnet56",
+        student="resnet8",
+        epochs=15,
+        train_per_class=100,
+        seeds=(0, 1, 2),
+        batch_size=128,
+        lr=0.1,
+        schedule="cosine",
+        device="auto",
+    ),
+    "paper": Settings(  # the DIH paper's recipe (Sec. 4.1); the teacher is a checkpoint you trained
+        profile="paper",
+        dataset="cifar100",
+        teacher="runs/teachers/resnet110-cifar100/best.pt",
+        student="resnet8",
+        epochs=200,
+        train_per_class=None,
+        seeds=(0, 1, 2),
+        batch_size=64,
+        lr=0.1,
+        schedule="multistep",
+        device="auto",
+    ),
+}
+
+
+def check_range(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    integer: bool = False,
+    low_inclusive: bool = True,
+) -> Any:
+    """``value`` if it is a number in ``[low, high]`` (``(low, high]`` without ``low_inclusive``),
+    else a :class:`ConfigError` naming ``name``, the value and the valid range."""
+    kind = "an integer" if integer else "a finite number"
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if integer:
+        is_number = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    is_number = is_number and math.isfinite(value)
+    too_low = low is not None and is_number and (value < low if low_inclusive else value <= low)
+    too_high = high is not None and is_number and value > high
+    if not is_number or too_low or too_high:
+        left = "[" if low_inclusive else "("
+        bounds = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise ConfigError(f"parameter {name} = {value!r} must be {kind} in {bounds}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    """``value`` if it is one of ``choices``, else a :class:`ConfigError` listing them."""
+    if value not in choices:
+        raise ConfigError(
+            f"parameter {name} = {value!r} is not valid; choose one of: "
+            + ", ".join(repr(c) for c in choices)
+        )
+    return value
+
+
+def _check_teacher(value: Any) -> str:
+    from dihkit.teachers.bundled import teacher_names
+
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"parameter teacher = {value!r} must be a bundled name or a path")
+    if value not in teacher_names() and not Path(value).is_file():
+        raise ConfigError(
+            f"parameter teacher = {value!r} is neither a bundled teacher "
+            f"({', '.join(teacher_names())}) nor an existing checkpoint file"
+        )
+    return value
+
+
+def resolve(profile: str = "classroom", **overrides: Any) -> Settings:
+    """The profile's settings with every non-``None`` override applied, all checked.
+
+    Known names: the fields of :class:`Settings` plus ``seed`` (a one-seed shorthand for
+    ``seeds``). An unknown profile, dataset, device or model, or an out-of-range value, is a
+    :class:`ConfigError` with the bad value and the valid choices. The environment variable
+    ``DIHKIT_PROFILE``, when set, replaces ``profile`` (nbval re-executes the committed
+    classroom notebooks in the smoke profile this way).
+    """
+    from dihkit.data.datasets import DATASET_NAMES
+    from dihkit.models import MODEL_NAMES
+    from dihkit.training.runtime import DEVICE_CHOICES
+
+    profile = os.environ.get("DIHKIT_PROFILE") or profile
+    check_choice("profile", profile, PROFILE_NAMES)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    known = {f.name for f in dataclasses.fields(Settings)} - {"profile"}
+    unknown = sorted(set(given) - known - {"seed"})
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known | {'seed'}))}"
+        )
+    if "seed" in given:
+        given["seeds"] = (given.pop("seed"),)
+    settings = dataclasses.replace(PROFILES[profile], **given)
+    check_choice("dataset", settings.dataset, DATASET_NAMES)
+    check_choice("device", settings.device.split(":")[0], DEVICE_CHOICES)
+    check_choice("student", settings.student, MODEL_NAMES)
+    check_choice("schedule", settings.schedule, ("cosine", "multistep"))
+    if settings.profile != "paper" or "teacher" in given:
+        _check_teacher(settings.teacher)
+    check_range("epochs", settings.epochs, 1, integer=True)
+    check_range("batch_size", settings.batch_size, 1, integer=True)
+    check_range("lr", settings.lr, 0, low_inclusive=False)
+    check_range("cached_targets", settings.cached_targets, 0, integer=True)
+    if settings.train_per_class is not None:
+        check_range("train_per_class", settings.train_per_class, 1, integer=True)
+    seeds = settings.seeds
+    if isinstance(seeds, numbers.Integral):
+        seeds = (seeds,)
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ConfigError("parameter seeds = () must list at least one seed")
+    for seed in seeds:
+        check_range("seeds", seed, 0, integer=True)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"parameter seeds = {list(seeds)!r} repeats a seed; list each seed once")
+    return dataclasses.replace(settings, seeds=seeds)
+
+
+def check_method_parameters(tau: Any = None, alpha: Any = None, beta: Any = None) -> None:
+    """Range checks for the common method hyper-parameters a notebook exposes."""
+    if tau is not None:
+        check_range("tau", tau, 0, low_inclusive=False)
+    if alpha is not None:
+        check_range("alpha", alpha, 0, 1)
+    if beta is not None:
+        check_range("beta", beta, 0)
