@@ -27,10 +27,10 @@ js: $(STAMP)  # fetch the book's JavaScript again
 	touch $(JS_STAMP)
 
 tour: $(STAMP) $(JS_STAMP)  # the sequence into runs/tour/, then runs/tour/book/index.html
-	$(BIN)/python -m dihkit.book.tour@@ tour --profile $(PROFILE) --out runs/tour
+	$(BIN)/python -m dihkit.book tour --profile $(PROFILE) --out runs/tour
 
 book: $(STAMP)  # re-execute the committed notebooks (classroom) and write them back with outputs
-	$(BIN)/python -m dihkit.book.tour@@ refresh --profile classroom
+	$(BIN)/python -m dihkit.book refresh --profile classroom
 
 # The browser tests (pytest -m browser) run too: JupyterLab and the offline book in Debian's
 # chromium, skipped where it is missing.

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dihkit.training.checkpoint import load_checkpoint, model_entry, save_checkpoint
 from dihkit.cli.main import main
 from dihkit.errors import CheckpointError, ConfigError, DataError, DihkitError
 from dihkit.models import build_model
 from dihkit.teachers.bundled import bundled_path
+from dihkit.training.checkpoint import load_checkpoint, model_entry, save_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 NAN, INF = float("nan"), float("inf")
@@ -205,12 +205,12 @@ def test_cli_bad_input_in_a_real_subprocess(files, tmp_path, argv, needle):
 def _api_cases():
     from dihkit.bench.throughput import measure_throughput
     from dihkit.data.datasets import load_dataset, per_class_subset
-    from dihkit.nn.heads import mount_heads
     from dihkit.losses import dih_loss, kd_loss, per_sample_kd
+    from dihkit.nn.heads import mount_heads
     from dihkit.runs.profiles import check_method_parameters, resolve
-    from dihkit.training.run_folder import check_writable_folder
     from dihkit.teachers.loading import load_teacher
     from dihkit.training.loop import TrainConfig
+    from dihkit.training.run_folder import check_writable_folder
 
     logits = torch.zeros(2, 10)
     return [

@@ -6,10 +6,10 @@ import json
 
 import torch
 
-from dihkit.bench.throughput import measure_throughput
-from dihkit.bench.methods import VARIANTS
-from dihkit.cli.main import main
 from dihkit.bench.memory import peak_tensor_bytes
+from dihkit.bench.methods import VARIANTS
+from dihkit.bench.throughput import measure_throughput
+from dihkit.cli.main import main
 
 RATIOS = {
     "cohort_over_teacher_forward",

@@ -14,9 +14,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from dihkit.book import tour as book
-
 from dihkit.book import assets as book_assets
+from dihkit.book import tour as book
 from dihkit.book.html import add_plotly_html, write_book, write_page
 from dihkit.errors import ConfigError
 from dihkit.viz import PLOTLY_MIMETYPE

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import dihkit.training.checkpoint as checkpoint_module
+from dihkit.models import build_model
 from dihkit.training.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -16,7 +17,6 @@ from dihkit.training.checkpoint import (
     model_entry,
     save_checkpoint,
 )
-from dihkit.models import build_model
 
 
 def test_round_trip_restores_identical_weights(tmp_path):

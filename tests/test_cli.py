@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from dihkit.training.checkpoint import model_entry, save_checkpoint
 from dihkit.cli.main import main
 from dihkit.models import build_model
+from dihkit.training.checkpoint import model_entry, save_checkpoint
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -20,7 +20,10 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_help_lists_every_command():
     result = subprocess.run(
-        [sys.executable, "-m", "dihkit.cli.main", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "dihkit.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     for command in ("train", "eval", "train-heads", "distill", "teachers", "tour", "quickstart"):
         assert command in result.stdout

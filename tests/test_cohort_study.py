@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dihkit.models import build_model
+from dihkit.runs.pipeline import load_teacher
 from dihkit.studies.cohort import (
     COHORT_AVERAGE,
     bundled_teachers_table,
@@ -16,8 +18,6 @@ from dihkit.studies.cohort import (
     state_checksum,
 )
 from dihkit.training.evaluation import evaluate
-from dihkit.models import build_model
-from dihkit.runs.pipeline import load_teacher
 
 MEMBERS = ["head1 (layer1)", "head2 (layer2)", "teacher"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from dihkit.training.checkpoint import load_checkpoint
-from dihkit.cli.main import build_parser
 from dihkit.cli.commands import config_from
-from dihkit.training.identity import run_identity
+from dihkit.cli.main import build_parser
 from dihkit.runs.pipeline import distill
+from dihkit.training.checkpoint import load_checkpoint
+from dihkit.training.identity import run_identity
 from dihkit.training.loop import TrainConfig
 
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import dihkit.runs.pipeline as pipeline
-from dihkit.training.checkpoint import CheckpointError, load_model, model_entry, save_checkpoint
 from dihkit.cli.main import main
 from dihkit.methods import method_names
 from dihkit.models import build_model
 from dihkit.runs.pipeline import distill, load_teacher
+from dihkit.training.checkpoint import CheckpointError, load_model, model_entry, save_checkpoint
 from dihkit.training.loop import TrainConfig
 
 TEACHER = "resnet14"  # the smallest bundled teacher

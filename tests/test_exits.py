@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dihkit.models import MODEL_NAMES, build_model, count_parameters
 from dihkit.nn.exits import ExitBranch, StudentWithExits, final_feature_position, tail_exit
 from dihkit.nn.heads import make_head
-from dihkit.models import MODEL_NAMES, build_model, count_parameters
 
 
 @pytest.mark.parametrize("arch", MODEL_NAMES)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dihkit.training.checkpoint import load_checkpoint
 from dihkit.cli.main import main
+from dihkit.training.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).resolve().parent / "fault_driver.py"

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torchvision
 
-from dihkit.nn.heads import Cohort, cohort_from_entry, mount_heads
-from dihkit.teachers.head_training import HeadTraining
 from dihkit.models import build_model
+from dihkit.nn.heads import Cohort, cohort_from_entry, mount_heads
 from dihkit.nn.taps import StageTaps
+from dihkit.teachers.head_training import HeadTraining
 from dihkit.training.loop import TrainConfig, fit
 
 

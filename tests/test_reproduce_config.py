@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dihkit.studies import paper_numbers
 from dihkit.errors import ConfigError
 from dihkit.reproduce import PROFILES, experiment_names, load_experiment, plan_jobs
 from dihkit.reproduce.plan import resolve_profile
+from dihkit.studies import paper_numbers
 
 SHIPPED = (
     "dih-table2-cifar10",

@@ -10,13 +10,13 @@ import os
 import pytest
 import torch
 
-from dihkit.training.checkpoint import load_checkpoint
 from dihkit.cli.main import main
 from dihkit.errors import DivergenceError
 from dihkit.methods.ce import CrossEntropy
 from dihkit.models import build_model
-from dihkit.training.run_folder import claim
+from dihkit.training.checkpoint import load_checkpoint
 from dihkit.training.loop import TrainConfig, fit
+from dihkit.training.run_folder import claim
 
 SMALL = ["--train-per-class", "10", "--batch-size", "50", "--val-fraction", "0.02",
          "--device", "cpu", "--quiet", "--epochs", "1"]  # fmt: skip

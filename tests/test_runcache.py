@@ -8,8 +8,8 @@ import pytest
 
 import dihkit.runs.pipeline as pipeline
 from dihkit.errors import ConfigError
-from dihkit.runs.profiles import resolve
 from dihkit.runs.cache import cached_run, identity_digest, run_identity
+from dihkit.runs.profiles import resolve
 from dihkit.training.loop import TrainConfig
 
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from dihkit.training.checkpoint import load_checkpoint
 from dihkit.cli.main import main
 from dihkit.data.datasets import load_dataset
 from dihkit.errors import CheckpointError, DataError
+from dihkit.training.checkpoint import load_checkpoint
 
 
 class Marker:

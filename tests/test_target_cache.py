@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-import dihkit.training.target_cache as target_cache
 import dihkit.training.loop as train_module
-from dihkit.training.checkpoint import load_checkpoint
+import dihkit.training.target_cache as target_cache
 from dihkit.cli.main import main
 from dihkit.errors import ConfigError
-from dihkit.runs.compare import run_comparison
-from dihkit.nn.heads import mount_heads
 from dihkit.methods.ce import CrossEntropy
 from dihkit.methods.dih import IntermediateHeads
 from dihkit.methods.kd import KnowledgeDistillation
 from dihkit.models import build_model
-from dihkit.training.target_cache import CachedTargetLoader, load_or_build
+from dihkit.nn.heads import mount_heads
+from dihkit.runs.compare import run_comparison
+from dihkit.training.checkpoint import load_checkpoint
 from dihkit.training.loop import TrainConfig, fit
+from dihkit.training.target_cache import CachedTargetLoader, load_or_build
 
 CPU = torch.device("cpu")
 

@@ -7,9 +7,9 @@ import shutil
 import pytest
 
 import dihkit.teachers.bundled as teachers
-from dihkit.training.checkpoint import CheckpointError
 from dihkit.runs.pipeline import cohort_accuracy, load_teacher
 from dihkit.teachers.bundled import bundled_path, read_manifest, sha256_of, teacher_names
+from dihkit.training.checkpoint import CheckpointError
 
 MANIFEST = read_manifest()
 
@@ -56,8 +56,8 @@ def test_a_tampered_teacher_is_refused(tmp_path, monkeypatch):
 
 
 def test_export_keeps_weights_only_and_records_sha_and_command(tmp_path):
-    from dihkit.training.checkpoint import load_checkpoint
     from dihkit.teachers.bundled import export_teacher
+    from dihkit.training.checkpoint import load_checkpoint
 
     source = bundled_path("resnet14")
     entry = export_teacher(

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import dihkit.training.loop as train_module
-from dihkit.training.checkpoint import load_checkpoint, load_model
 from dihkit.methods.ce import CrossEntropy
 from dihkit.models import build_model
 from dihkit.runs.pipeline import train_model
+from dihkit.training.checkpoint import load_checkpoint, load_model
 from dihkit.training.loop import TrainConfig, fit
 
 

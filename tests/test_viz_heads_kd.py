@@ -9,6 +9,9 @@ import math
 import pytest
 import torch
 
+from dihkit.errors import ConfigError
+from dihkit.methods import resolve_options
+from dihkit.runs.profiles import resolve
 from dihkit.studies.analysis import GroupSummary
 from dihkit.studies.dskd_weights import (
     describe_weights,
@@ -18,7 +21,16 @@ from dihkit.studies.dskd_weights import (
     weight_histograms,
     weight_trajectory,
 )
-from dihkit.errors import ConfigError
+from dihkit.studies.paper_numbers import (
+    DSKD_TABLE1,
+    DSKD_TABLE2,
+    DSKD_TABLE3,
+    MHKD_TABLE2,
+    PaperStdRow,
+    dskd_table1_markdown,
+    dskd_table3_markdown,
+    mhkd_table2_markdown,
+)
 from dihkit.studies.student_heads import (
     CPU_HEAD_WIDTH,
     DSKD_ABLATION_LABELS,
@@ -39,18 +51,6 @@ from dihkit.studies.student_heads import (
     shallow_classifiers_markdown,
     term_curves,
 )
-from dihkit.methods import resolve_options
-from dihkit.studies.paper_numbers import (
-    DSKD_TABLE1,
-    DSKD_TABLE2,
-    DSKD_TABLE3,
-    MHKD_TABLE2,
-    PaperStdRow,
-    dskd_table1_markdown,
-    dskd_table3_markdown,
-    mhkd_table2_markdown,
-)
-from dihkit.runs.profiles import resolve
 from dihkit.viz.student_heads import (
     plot_term_curves,
     plot_weight_histograms,

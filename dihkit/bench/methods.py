@@ -21,15 +21,15 @@ import torch
 from torch.fx.experimental.optimization import fuse
 
 from dihkit.bench.conventional import conventional_kd_epoch
+from dihkit.bench.memory import peak_tensor_bytes
 from dihkit.data.datasets import Dataset
 from dihkit.data.loader import BatchLoader
-from dihkit.bench.memory import peak_tensor_bytes
 from dihkit.methods import Distiller
 from dihkit.models import build_model
 from dihkit.runs.pipeline import build_distiller, load_teacher
+from dihkit.training.loop import TrainConfig, fit
 from dihkit.training.runtime import autocast, resolve_device, seed_everything
 from dihkit.training.target_cache import CachedTargetLoader, TargetCache, load_or_build
-from dihkit.training.loop import TrainConfig, fit
 
 __all__ = ["VARIANTS", "MethodBenchmark", "method_benchmark", "format_method_benchmark"]
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from dihkit.data.datasets import Dataset
-from dihkit.errors import ConfigError
 from dihkit.data.loader import BatchLoader
+from dihkit.errors import ConfigError
 from dihkit.models import build_model
 from dihkit.training.runtime import autocast, resolve_device, uses_channels_last
 

@@ -7,7 +7,7 @@
 - :func:`write_book` (in :mod:`dihkit.book.html`) writes one page per executed notebook and an
   index; :func:`refresh_notebooks` re-executes the committed notebooks in place (``make book``).
 - :func:`add_tour_arguments` and :func:`run_tour` are the ``dihkit tour`` command;
-  ``python -m dihkit.book.tour@@ tour|refresh`` runs the same without the CLI.
+  ``python -m dihkit.book tour|refresh`` runs the same without the CLI.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dihkit.resources import bundled
 from dihkit.book.html import NOTEBOOK_PATTERN, SEQUENCE_FILE, write_book
 from dihkit.errors import ConfigError, DihkitError
+from dihkit.resources import bundled
 from dihkit.runs.profiles import PROFILE_NAMES, check_choice
 
 NOTEBOOKS_DIR = bundled("notebooks")
@@ -352,7 +352,7 @@ def run_tour(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m dihkit.book.tour@@ tour [...]`` or ``python -m dihkit.book.tour@@ refresh [--only NN]``."""
+    """``python -m dihkit.book tour [...]`` or ``python -m dihkit.book refresh [--only NN]``."""
     parser = argparse.ArgumentParser(prog="python -m dihkit.book")
     sub = parser.add_subparsers(dest="action", required=True)
     add_tour_arguments(sub.add_parser("tour", help="run the sequence and write the HTML book"))

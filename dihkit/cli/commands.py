@@ -12,17 +12,12 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from dihkit.training import distributed
-
-from dihkit.training import run_folder
-from dihkit.bench.throughput import measure_throughput
 from dihkit.bench.methods import format_method_benchmark, method_benchmark
-from dihkit.training.checkpoint import load_checkpoint
+from dihkit.bench.throughput import measure_throughput
+from dihkit.cli.method_flags import options_for
 from dihkit.data.datasets import Dataset, load_dataset
 from dihkit.errors import ConfigError
-from dihkit.training.evaluation import evaluate
 from dihkit.runs.compare import comparison_table, run_comparison
-from dihkit.cli.method_flags import options_for
 from dihkit.runs.pipeline import (
     check_fits_data,
     cohort_accuracy,
@@ -38,12 +33,16 @@ from dihkit.teachers.bundled import (
     resolve_checkpoint,
     teacher_names,
 )
+from dihkit.training import distributed, run_folder
+from dihkit.training.checkpoint import load_checkpoint
+from dihkit.training.evaluation import evaluate
 from dihkit.training.loop import FitResult, TrainConfig
 
 
 def _owns_out(*, resume: bool | None = None, overwrite: bool | None = None) -> Callable:
     """Decorate a command that writes a run into ``--out``: the folder is checked and locked
-    before any data is loaded (:func:`dihkit.training.run_folder.claim`) and held until the command ends.
+    before any data is loaded (:func:`dihkit.training.run_folder.claim`) and held until the
+    command ends.
     ``resume``/``overwrite`` fix what the flags would otherwise say (compare always resumes,
     quickstart always starts again)."""
 

@@ -14,19 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from dihkit.cli import commands
-
-from dihkit.training import distributed
 from dihkit.book.tour import add_tour_arguments, run_tour
+from dihkit.cli import commands
+from dihkit.cli.method_flags import add_method_option_args, methods_epilog
+from dihkit.cli.reproduce import add_reproduce_arguments, cmd_reproduce
 from dihkit.data.datasets import DATASET_NAMES
 from dihkit.errors import DihkitError
-from dihkit.nn.heads import ACTIVATIONS, HEAD_TYPES
-from dihkit.cli.method_flags import add_method_option_args, methods_epilog
 from dihkit.methods import method_names
 from dihkit.models import MODEL_NAMES
-from dihkit.cli.reproduce import add_reproduce_arguments, cmd_reproduce
-from dihkit.training.runtime import DEVICE_CHOICES
+from dihkit.nn.heads import ACTIVATIONS, HEAD_TYPES
+from dihkit.training import distributed
 from dihkit.training.loop import MAX_SEED, SCHEDULES
+from dihkit.training.runtime import DEVICE_CHOICES
 
 
 class _Parser(argparse.ArgumentParser):

@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from dihkit.training import distributed
 from dihkit.errors import DihkitError
 from dihkit.reproduce.config import PROFILES, experiment_names, load_experiment
 from dihkit.reproduce.estimate import estimate_jobs, estimate_record, format_estimate
 from dihkit.reproduce.plan import plan_jobs, resolve_profile
 from dihkit.reproduce.runner import Runner
+from dihkit.training import distributed
 
 
 def add_reproduce_arguments(

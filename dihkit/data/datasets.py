@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from dihkit.resources import bundled
 from dihkit.data import readers
 from dihkit.errors import DataError, DataNotFoundError
+from dihkit.resources import bundled
 
 __all__ = [
     "DATASET_NAMES",

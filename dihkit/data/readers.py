@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from dihkit.errors import DataError, DataNotFoundError
 from dihkit.data.safe_pickle import UnsafePickleError, load_restricted
+from dihkit.errors import DataError, DataNotFoundError
 
 Arrays = tuple[np.ndarray, np.ndarray]  # images uint8 (N, C, H, W), labels int64 (N,)
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from dihkit.training.checkpoint import load_model_state, model_entry
 from dihkit.errors import ConfigError
 from dihkit.methods.options import MethodOptions
+from dihkit.training.checkpoint import load_model_state, model_entry
 
 if TYPE_CHECKING:
     from dihkit.data.datasets import Dataset

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dihkit.nn.exits import StudentWithExits, tail_exit
 from dihkit.losses import kd_loss
 from dihkit.methods.base import BuildContext, Distiller, parse_positions
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
+from dihkit.nn.exits import StudentWithExits, tail_exit
 from dihkit.nn.taps import default_positions
 
 EXITS_HELP = (

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dihkit.nn.heads import Cohort, freeze
 from dihkit.losses import dih_student_loss, ensemble_kd_loss
 from dihkit.methods.base import BuildContext, Distiller
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
+from dihkit.nn.heads import Cohort, freeze
 
 
 @dataclass(frozen=True)

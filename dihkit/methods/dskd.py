@@ -9,8 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dihkit.nn.exits import StudentWithExits, final_feature_position
-from dihkit.nn.heads import feature_shapes, freeze
 from dihkit.losses import (
     adaptive_weights,
     equal_weights,
@@ -21,8 +19,10 @@ from dihkit.losses import (
 from dihkit.methods.base import BuildContext, require_teacher
 from dihkit.methods.deep_supervision import EXITS_HELP, ExitsDistiller, shallow_classifiers
 from dihkit.methods.options import MethodOptions, option
-from dihkit.nn.projection import FeatureProjection
 from dihkit.methods.registry import register
+from dihkit.nn.exits import StudentWithExits, final_feature_position
+from dihkit.nn.heads import feature_shapes, freeze
+from dihkit.nn.projection import FeatureProjection
 from dihkit.nn.taps import StageTaps
 
 

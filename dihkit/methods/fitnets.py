@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dihkit.nn.heads import feature_shapes, freeze
 from dihkit.losses import hint_loss
 from dihkit.methods.base import BuildContext, Distiller, require_teacher
 from dihkit.methods.kd import KnowledgeDistillation
 from dihkit.methods.options import MethodOptions, option
-from dihkit.nn.projection import FeatureProjection
 from dihkit.methods.registry import register
+from dihkit.nn.heads import feature_shapes, freeze
+from dihkit.nn.projection import FeatureProjection
 from dihkit.nn.taps import StageTaps, default_positions
 
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from dihkit.nn.heads import freeze
 from dihkit.losses import kd_student_loss
 from dihkit.methods.base import BuildContext, Distiller, require_teacher
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
+from dihkit.nn.heads import freeze
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dihkit.errors import ConfigError
-from dihkit.nn.exits import StudentWithExits, exit_input_shapes
-from dihkit.nn.heads import Cohort, freeze, make_head, mount_heads
 from dihkit.losses import kd_student_loss, one_head_kd_loss
 from dihkit.methods.base import (
     BuildContext,
@@ -22,6 +20,8 @@ from dihkit.methods.base import (
 )
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
+from dihkit.nn.exits import StudentWithExits, exit_input_shapes
+from dihkit.nn.heads import Cohort, freeze, make_head, mount_heads
 from dihkit.nn.taps import default_positions
 
 

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from dihkit.errors import ConfigError
-from dihkit.nn.heads import feature_shapes
 from dihkit.models import init_weights
+from dihkit.nn.heads import feature_shapes
 from dihkit.nn.taps import StageTaps
 
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dihkit.resources import bundled
 from dihkit.data.datasets import DATASET_NAMES
 from dihkit.errors import ConfigError, DihkitError
-from dihkit.nn.heads import ACTIVATIONS, HEAD_TYPES
 from dihkit.methods import get_method, method_names, resolve_options
 from dihkit.models import MODEL_NAMES
+from dihkit.nn.heads import ACTIVATIONS, HEAD_TYPES
 from dihkit.reproduce.toml_lines import line_of
+from dihkit.resources import bundled
 from dihkit.training.loop import TrainConfig
 
 if sys.version_info >= (3, 11):

@@ -24,16 +24,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dihkit.data.datasets import Dataset, Split, dataset_spec
-from dihkit.nn.heads import mount_heads
 from dihkit.methods import BuildContext, Distiller, get_method, resolve_options
 from dihkit.methods.ce import CrossEntropy
-from dihkit.teachers.head_training import HeadTraining
 from dihkit.models import build_model
+from dihkit.nn.heads import mount_heads
 from dihkit.reproduce.config import Experiment
 from dihkit.reproduce.plan import Job, Resolved
-from dihkit.training.runtime import autocast, evaluating, resolve_device, seed_everything
+from dihkit.teachers.head_training import HeadTraining
 from dihkit.teachers.loading import Teacher
 from dihkit.training.loop import TrainConfig
+from dihkit.training.runtime import autocast, evaluating, resolve_device, seed_everything
 
 # Official split sizes (train, test), so an estimate needs no dataset on disk.
 SPLIT_SIZES = {

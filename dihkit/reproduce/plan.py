@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dihkit.errors import ConfigError
-from dihkit.runs.compare import method_config
 from dihkit.reproduce.config import (
     DEFAULT_PROFILES,
     PROFILES,
@@ -19,6 +18,7 @@ from dihkit.reproduce.config import (
     Pair,
     train_config,
 )
+from dihkit.runs.compare import method_config
 from dihkit.training.loop import TrainConfig
 
 HEAD_DEFAULTS = {"kind": "linear", "positions": None, "activation": "none", "width": 256}

@@ -26,16 +26,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dihkit.training import distributed
 from dihkit.data.datasets import Dataset, load_dataset, per_class_subset
 from dihkit.errors import ConfigError
-from dihkit.runs.pipeline import distill, train_heads, train_model
 from dihkit.reproduce.config import Experiment
 from dihkit.reproduce.environment import environment_record
 from dihkit.reproduce.plan import Job, Resolved, plan_jobs
 from dihkit.reproduce.report import write_results, write_text_atomic
-from dihkit.training.runtime import resolve_device
+from dihkit.runs.pipeline import distill, train_heads, train_model
+from dihkit.training import distributed
 from dihkit.training.loop import FitResult
+from dihkit.training.runtime import resolve_device
 
 MARKER = "reproduce.json"
 

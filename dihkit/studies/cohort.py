@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dihkit.studies.calibration import ReliabilityCurve, reliability_curve, top1_agreement
 from dihkit.data.datasets import Dataset, Split
 from dihkit.data.loader import BatchLoader
+from dihkit.studies.calibration import ReliabilityCurve, reliability_curve, top1_agreement
 from dihkit.training.runtime import autocast, evaluating, resolve_device, uses_channels_last
 
 COHORT_AVERAGE = "cohort average"

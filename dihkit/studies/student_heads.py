@@ -108,8 +108,8 @@ def build_distiller(method: str, settings: Any, options: Mapping[str, Any], data
     ``data``, built exactly as a run builds it, to inspect its modules and parameters."""
     from dihkit.methods import BuildContext, get_method, resolve_options
     from dihkit.models import build_model
-    from dihkit.training.runtime import seed_everything
     from dihkit.teachers.loading import check_fits_data, load_teacher
+    from dihkit.training.runtime import seed_everything
 
     method_class = get_method(method)
     teacher = None

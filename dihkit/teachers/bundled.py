@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from dihkit.errors import ConfigError
 from dihkit.resources import bundled
 from dihkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from dihkit.errors import ConfigError
 
 TEACHER_DIR = bundled("data") / "teachers"
 MANIFEST = TEACHER_DIR / "manifest.json"

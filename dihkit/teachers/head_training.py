@@ -8,9 +8,9 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
-from dihkit.training.checkpoint import load_model_state, model_entry
-from dihkit.nn.heads import Cohort
 from dihkit.methods.base import Distiller
+from dihkit.nn.heads import Cohort
+from dihkit.training.checkpoint import load_model_state, model_entry
 
 
 class HeadTraining(Distiller):

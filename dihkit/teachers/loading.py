@@ -14,11 +14,11 @@ from typing import Any
 
 from torch import nn
 
-from dihkit.training.checkpoint import load_model
 from dihkit.data.datasets import Dataset
 from dihkit.errors import CheckpointError
 from dihkit.nn.heads import Cohort, check_heads_entry, cohort_from_entry
 from dihkit.teachers.bundled import resolve_checkpoint
+from dihkit.training.checkpoint import load_model
 
 
 @dataclass

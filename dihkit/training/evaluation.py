@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from dihkit.data.datasets import Dataset
-from dihkit.errors import ConfigError
 from dihkit.data.loader import BatchLoader
+from dihkit.errors import ConfigError
 from dihkit.training.runtime import autocast, evaluating, resolve_device, uses_channels_last
 
 

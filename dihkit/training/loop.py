@@ -17,17 +17,15 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dihkit.training import distributed
-
-from dihkit.training import run_folder
-from dihkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dihkit.data.datasets import Dataset
-from dihkit.training.divergence import DivergenceWatch, check_finite_weights
+from dihkit.data.loader import BatchLoader
 from dihkit.errors import ConfigError, DivergenceError
+from dihkit.methods.base import Distiller
+from dihkit.training import distributed, run_folder
+from dihkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from dihkit.training.divergence import DivergenceWatch, check_finite_weights
 from dihkit.training.evaluation import evaluate, member_accuracy
 from dihkit.training.identity import RESUME_MAY_CHANGE, identity_differences, run_identity
-from dihkit.data.loader import BatchLoader
-from dihkit.methods.base import Distiller
 from dihkit.training.runtime import (
     autocast,
     compile_for_training,
@@ -297,9 +295,10 @@ def fit(
     classifier only (exits, heads and peers never vote). A distiller with ``select_best = False``
     (a preparatory stage such as FitNets' hint stage) keeps its last epoch's weights instead.
 
-    The run folder is claimed first (:func:`dihkit.training.run_folder.claim`): a folder holding another
-    run's files is refused unless ``resume`` or ``overwrite``, and a folder in use by another
-    process is refused. Resuming compares the run's identity (:mod:`dihkit.training.identity`) with the
+    The run folder is claimed first (:func:`dihkit.training.run_folder.claim`): a folder holding
+    another run's files is refused unless ``resume`` or ``overwrite``, and a folder in use by
+    another process is refused. Resuming compares the run's identity
+    (:mod:`dihkit.training.identity`) with the
     one ``last.pt`` was written by and reports every difference; ``resume`` without a ``last.pt``
     starts from scratch. A non-finite loss stops the run with a :class:`DivergenceError`; no
     non-finite weights are ever saved, so ``last.pt`` keeps the last finite epoch.

@@ -5,7 +5,8 @@ already holds files unless the run resumes or overwrites it, takes an exclusive 
 folder itself (released when the process ends, however it ends) and removes the temporary files
 an earlier, killed run left behind. The owner's pid and host are written to ``.dihkit-owner`` so
 that a second run can say who holds the folder. Claims are re-entrant within a process: the
-pipeline claims a folder before loading a teacher, and :func:`dihkit.training.loop.fit` claims it again.
+pipeline claims a folder before loading a teacher, and :func:`dihkit.training.loop.fit` claims
+it again.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from dihkit.training import distributed
 from dihkit.errors import ConfigError
+from dihkit.training import distributed
 
 OWNER_FILE = ".dihkit-owner"
 TMP_SUFFIX = ".tmp"  # checkpoint.save_checkpoint writes ``.NAME.XXXX.tmp`` then renames it

@@ -34,10 +34,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from dihkit.data.datasets import Dataset, Split
-from dihkit.errors import ConfigError
 from dihkit.data.loader import BatchLoader, epoch_seed, random_crop_flip
-from dihkit.training.runtime import autocast
+from dihkit.errors import ConfigError
 from dihkit.teachers.bundled import sha256_of
+from dihkit.training.runtime import autocast
 
 if TYPE_CHECKING:
     from dihkit.methods.base import Distiller

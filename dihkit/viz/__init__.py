@@ -2,10 +2,18 @@
 
 Every builder returns a figure and displays nothing; matplotlib and plotly are imported inside
 the functions, so ``import dihkit`` (and the CLI) stays fast. :mod:`dihkit.viz.kd` holds the
-knowledge-distillation figures, :mod:`dihkit.viz.teacher_heads` the tour's and the head explorer's and
-the plotly output helpers; :mod:`dihkit.viz.student_heads` the MHKD/DSKD figures.
+knowledge-distillation figures, :mod:`dihkit.viz.teacher_heads` the tour's and the head
+explorer's and the plotly output helpers; :mod:`dihkit.viz.student_heads` the MHKD/DSKD figures.
 """
 
+from dihkit.viz.kd import (
+    plot_capacity_gap,
+    plot_entropy_against_tau,
+    plot_gradient_norms,
+    plot_learning_curves,
+    plot_method_comparison,
+    temperature_figure,
+)
 from dihkit.viz.teacher_heads import (
     PLOTLY_MIMETYPE,
     figure_png,
@@ -18,14 +26,6 @@ from dihkit.viz.teacher_heads import (
     plotly_bundle,
     plotly_div,
     show_plotly,
-)
-from dihkit.viz.kd import (
-    plot_capacity_gap,
-    plot_entropy_against_tau,
-    plot_gradient_norms,
-    plot_learning_curves,
-    plot_method_comparison,
-    temperature_figure,
 )
 
 __all__ = [

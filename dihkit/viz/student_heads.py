@@ -12,7 +12,9 @@ from typing import Any
 
 from dihkit.viz._matplotlib import _closed, _pyplot
 
-Curve = Mapping[str, Sequence[float]]  # {"epoch", "mean", "std"}, as dihkit.studies.student_heads makes
+Curve = Mapping[
+    str, Sequence[float]
+]  # {"epoch", "mean", "std"}, as dihkit.studies.student_heads makes
 
 
 def plot_term_curves(
@@ -22,8 +24,9 @@ def plot_term_curves(
     log_y: bool = False,
 ):
     """One panel per entry of ``panels`` (title -> ``{curve label: curve}``), each curve a loss
-    term's mean over seeds per epoch with a +/- std band (:func:`dihkit.studies.student_heads.term_curves`).
-    An empty panel says so instead of drawing nothing."""
+    term's mean over seeds per epoch with a +/- std band
+    (:func:`dihkit.studies.student_heads.term_curves`). An empty panel says so instead of
+    drawing nothing."""
     plt = _pyplot()
     titles = list(panels)
     fig, axes = plt.subplots(1, len(titles), figsize=(4.6 * len(titles), 3.5), squeeze=False)
@@ -116,8 +119,8 @@ def weight_histogram_figure(
 ):
     """A plotly twin of :func:`plot_weight_histograms` with an epoch slider: one bar trace per
     classifier (share of samples per weight bin) and one frame per recorded epoch, from
-    :func:`dihkit.studies.dskd_weights.weight_histograms`, so a reader of the static HTML page can watch
-    the weights change over training."""
+    :func:`dihkit.studies.dskd_weights.weight_histograms`, so a reader of the static HTML page can
+    watch the weights change over training."""
     import plotly.graph_objects as go
 
     epochs, edges, fractions = histograms["epoch"], histograms["edges"], histograms["fractions"]
