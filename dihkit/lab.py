@@ -1,0 +1,210 @@
+"""The notebooks' one import: every name a notebook uses, re-exported from where it lives.
+
+Notebooks write ``from dihkit.lab import ...`` and nothing else from the kit, so the package
+can be reorganised without touching them; a name a notebook needs is added here.
+"""
+
+# isort: skip_file
+from dihkit.data.datasets import (
+    dataset_spec,
+    per_class_subset,
+)
+from dihkit.models import (
+    MODEL_NAMES,
+)
+from dihkit.nn.heads import (
+    HEAD_TYPES,
+    feature_shapes,
+    mount_heads,
+)
+from dihkit.runs.pipeline import (
+    train_heads,
+)
+from dihkit.runs.profiles import (
+    check_choice,
+    check_method_parameters,
+    check_range,
+    resolve,
+)
+from dihkit.runs.results import (
+    RunSpec,
+    collect_results,
+    collected_runs,
+    run_grid,
+    write_results,
+)
+from dihkit.studies.analysis import (
+    TAU_GRID,
+    capacity_ladder,
+    capacity_points,
+    cohort_markdown,
+    default_assistant,
+    describe_settings,
+    learning_curves,
+    noise_verdict,
+    summarise_runs,
+    summary_markdown,
+    teacher_ladder_markdown,
+)
+from dihkit.studies.cohort import (
+    member_reports,
+    predict_logits,
+    reports_table,
+    split_logits,
+    state_checksum,
+)
+from dihkit.studies.dskd_weights import (
+    describe_weights,
+    load_weight_records,
+    records_summary,
+    sum_to_one_gap,
+    weight_histograms,
+    weight_trajectory,
+)
+from dihkit.studies.paper_numbers import (
+    DSKD_TABLE2,
+    DSKD_TABLE3,
+    MHKD_TABLE2,
+    dih_table2_markdown,
+    dih_table3_markdown,
+    dskd_table1_markdown,
+    dskd_table3_markdown,
+    mhkd_table2_markdown,
+)
+from dihkit.studies.student_heads import (
+    DSKD_ABLATIONS,
+    DSKD_ABLATION_LABELS,
+    ablation_markdown,
+    ablation_rows,
+    ablation_settings,
+    build_distiller,
+    check_positions,
+    default_head_width,
+    head_pairs_markdown,
+    mhkd_head_pairs,
+    parameter_budget,
+    parameter_budget_markdown,
+    profile_default,
+    shallow_classifiers,
+    shallow_classifiers_markdown,
+    term_curves,
+)
+from dihkit.studies.temperature import (
+    entropy_against_tau,
+    kd_gradient_norms,
+    kd_identity,
+    one_per_class,
+)
+from dihkit.teachers.loading import (
+    load_teacher,
+)
+from dihkit.viz.kd import (
+    plot_capacity_gap,
+    plot_entropy_against_tau,
+    plot_gradient_norms,
+    plot_learning_curves,
+    plot_method_comparison,
+    temperature_figure,
+)
+from dihkit.viz.student_heads import (
+    plot_term_curves,
+    plot_weight_histograms,
+    plot_weight_trajectories,
+    weight_histogram_figure,
+)
+from dihkit.viz.teacher_heads import (
+    head_explorer_figure,
+    plot_member_accuracy,
+    plot_reliability,
+    show_plotly,
+)
+from dihkit.viz.widgets import (
+    head_explorer,
+    temperature_explorer,
+)
+
+__all__ = [
+    "DSKD_ABLATIONS",
+    "DSKD_ABLATION_LABELS",
+    "DSKD_TABLE2",
+    "DSKD_TABLE3",
+    "HEAD_TYPES",
+    "MHKD_TABLE2",
+    "MODEL_NAMES",
+    "RunSpec",
+    "TAU_GRID",
+    "ablation_markdown",
+    "ablation_rows",
+    "ablation_settings",
+    "build_distiller",
+    "capacity_ladder",
+    "capacity_points",
+    "check_choice",
+    "check_method_parameters",
+    "check_positions",
+    "check_range",
+    "cohort_markdown",
+    "collect_results",
+    "collected_runs",
+    "dataset_spec",
+    "default_assistant",
+    "default_head_width",
+    "describe_settings",
+    "describe_weights",
+    "dih_table2_markdown",
+    "dih_table3_markdown",
+    "dskd_table1_markdown",
+    "dskd_table3_markdown",
+    "entropy_against_tau",
+    "feature_shapes",
+    "head_explorer",
+    "head_explorer_figure",
+    "head_pairs_markdown",
+    "kd_gradient_norms",
+    "kd_identity",
+    "learning_curves",
+    "load_teacher",
+    "load_weight_records",
+    "member_reports",
+    "mhkd_head_pairs",
+    "mhkd_table2_markdown",
+    "mount_heads",
+    "noise_verdict",
+    "one_per_class",
+    "parameter_budget",
+    "parameter_budget_markdown",
+    "per_class_subset",
+    "plot_capacity_gap",
+    "plot_entropy_against_tau",
+    "plot_gradient_norms",
+    "plot_learning_curves",
+    "plot_member_accuracy",
+    "plot_method_comparison",
+    "plot_reliability",
+    "plot_term_curves",
+    "plot_weight_histograms",
+    "plot_weight_trajectories",
+    "predict_logits",
+    "profile_default",
+    "records_summary",
+    "reports_table",
+    "resolve",
+    "run_grid",
+    "shallow_classifiers",
+    "shallow_classifiers_markdown",
+    "show_plotly",
+    "split_logits",
+    "state_checksum",
+    "sum_to_one_gap",
+    "summarise_runs",
+    "summary_markdown",
+    "teacher_ladder_markdown",
+    "temperature_explorer",
+    "temperature_figure",
+    "term_curves",
+    "train_heads",
+    "weight_histogram_figure",
+    "weight_histograms",
+    "weight_trajectory",
+    "write_results",
+]
