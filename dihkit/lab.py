@@ -5,6 +5,10 @@ can be reorganised without touching them; a name a notebook needs is added here.
 """
 
 # isort: skip_file
+from dihkit.book.tour import (
+    profiles_table,
+    sequence_table,
+)
 from dihkit.data.datasets import (
     dataset_spec,
     per_class_subset,
@@ -24,6 +28,7 @@ from dihkit.runs.profiles import (
     check_choice,
     check_method_parameters,
     check_range,
+    describe_settings,
     resolve,
 )
 from dihkit.runs.results import (
@@ -33,25 +38,20 @@ from dihkit.runs.results import (
     run_grid,
     write_results,
 )
-from dihkit.studies.analysis import (
-    TAU_GRID,
+from dihkit.studies.capacity import (
     capacity_ladder,
     capacity_points,
-    cohort_markdown,
     default_assistant,
-    describe_settings,
-    learning_curves,
-    noise_verdict,
-    summarise_runs,
-    summary_markdown,
     teacher_ladder_markdown,
 )
 from dihkit.studies.cohort import (
+    bundled_teachers_table,
+    cohort_markdown,
+    example_indices,
     member_reports,
     predict_logits,
     reports_table,
     split_logits,
-    state_checksum,
 )
 from dihkit.studies.dskd_weights import (
     describe_weights,
@@ -85,11 +85,18 @@ from dihkit.studies.student_heads import (
     parameter_budget,
     parameter_budget_markdown,
     profile_default,
-    shallow_classifiers,
+    shallow_classifier_rows,
     shallow_classifiers_markdown,
     term_curves,
 )
+from dihkit.studies.seeds import (
+    learning_curves,
+    noise_verdict,
+    summarise_runs,
+    summary_markdown,
+)
 from dihkit.studies.temperature import (
+    TAU_GRID,
     entropy_against_tau,
     kd_gradient_norms,
     kd_identity,
@@ -97,6 +104,9 @@ from dihkit.studies.temperature import (
 )
 from dihkit.teachers.loading import (
     load_teacher,
+)
+from dihkit.training.target_cache import (
+    state_digest,
 )
 from dihkit.viz.kd import (
     plot_capacity_gap,
@@ -113,6 +123,8 @@ from dihkit.viz.student_heads import (
     weight_histogram_figure,
 )
 from dihkit.viz.teacher_heads import (
+    plot_class_grid,
+    plot_predictions,
     head_explorer_figure,
     plot_member_accuracy,
     plot_reliability,
@@ -124,6 +136,12 @@ from dihkit.viz.widgets import (
 )
 
 __all__ = [
+    "profiles_table",
+    "sequence_table",
+    "bundled_teachers_table",
+    "example_indices",
+    "plot_class_grid",
+    "plot_predictions",
     "DSKD_ABLATIONS",
     "DSKD_ABLATION_LABELS",
     "DSKD_TABLE2",
@@ -190,11 +208,11 @@ __all__ = [
     "reports_table",
     "resolve",
     "run_grid",
-    "shallow_classifiers",
+    "shallow_classifier_rows",
     "shallow_classifiers_markdown",
     "show_plotly",
     "split_logits",
-    "state_checksum",
+    "state_digest",
     "sum_to_one_gap",
     "summarise_runs",
     "summary_markdown",

@@ -8,26 +8,30 @@ import math
 import pytest
 import torch
 
-from dihkit.studies.analysis import (
-    GroupSummary,
+from dihkit.runs.results import (
     collect_results,
     collected_runs,
-    entropy,
-    entropy_against_tau,
-    kd_gradient_norms,
-    kd_identity,
+    run_label,
+    run_record,
+    write_results,
+)
+from dihkit.studies.paper_numbers import DIH_TABLE2, dih_table2_markdown, dih_table3_markdown
+from dihkit.studies.seeds import (
+    GroupSummary,
     learning_curves,
     mean_std,
     noise_verdict,
     paired_differences,
-    run_label,
-    run_record,
-    softened_grid,
     summarise_runs,
     summary_markdown,
-    write_results,
 )
-from dihkit.studies.paper_numbers import DIH_TABLE2, dih_table2_markdown, dih_table3_markdown
+from dihkit.studies.temperature import (
+    entropy,
+    entropy_against_tau,
+    kd_gradient_norms,
+    kd_identity,
+    softened_grid,
+)
 
 
 def _run(method, seed, acc, *, teacher="resnet56", last=None, seconds=10.0, curve=(0.5, 0.6)):

@@ -146,9 +146,7 @@ def test_every_package_says_what_it_holds(module):
 
 
 def test_no_module_over_400_lines():
-    long = {
-        m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES
-    }
+    long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
@@ -163,3 +161,29 @@ def test_at_most_a_handful_of_modules_outside_subpackages():
         "dihkit.losses",
         "dihkit.resources",
     ]
+
+
+def test_notebooks_import_only_the_facade():
+    """Notebooks import the kit through ``dihkit.lab`` only, and every name they import is there."""
+    import json
+    import re
+
+    lab = ast.parse(MODULES["dihkit.lab"].read_text())
+    exported = {
+        ast.literal_eval(element)
+        for node in lab.body
+        if isinstance(node, ast.Assign) and node.targets[0].id == "__all__"
+        for element in node.value.elts
+    }
+    wrong, missing = [], []
+    for path in sorted((PACKAGE.parent / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        for line in re.findall(r"^\s*(?:from|import) dihkit\S*.*$", source, re.M):
+            if not line.strip().startswith("from dihkit.lab import"):
+                wrong.append(f"{path.name}: {line.strip()}")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and node.module == "dihkit.lab":
+                missing += [f"{path.name}: {a.name}" for a in node.names if a.name not in exported]
+    assert not wrong, "notebook imports bypassing dihkit.lab:\n" + "\n".join(wrong)
+    assert not missing, "names the notebooks import that dihkit.lab lacks:\n" + "\n".join(missing)

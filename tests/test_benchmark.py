@@ -83,3 +83,19 @@ def test_peak_tensor_bytes_counts_what_a_step_allocates():
         torch.device("cpu"),
     )
     assert peak_held == 4 * 2**20 + 2 * 2**20
+
+
+def test_timing_helpers_time_every_job_and_guard_their_ratios():
+    from dihkit.bench.timing import interleaved, ratio
+
+    calls = {"a": 0, "b": 0}
+
+    def job(name):
+        def run():
+            calls[name] += 1
+
+        return run
+
+    times = interleaved({n: job(n) for n in calls}, repeats=2, rounds=3, device=torch.device("cpu"))
+    assert set(times) == {"a", "b"} and calls == {"a": 7, "b": 7}  # one warm-up, 3 x 2 timed
+    assert ratio(1.0, 4.0) == 0.25 and ratio(None, 1.0) is None and ratio(1.0, 0) is None

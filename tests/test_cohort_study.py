@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from dihkit.models import build_model
-from dihkit.runs.pipeline import load_teacher
 from dihkit.studies.cohort import (
     COHORT_AVERAGE,
     bundled_teachers_table,
@@ -15,9 +14,10 @@ from dihkit.studies.cohort import (
     predict_logits,
     reports_table,
     split_logits,
-    state_checksum,
 )
+from dihkit.teachers.loading import load_teacher
 from dihkit.training.evaluation import evaluate
+from dihkit.training.target_cache import state_digest
 
 MEMBERS = ["head1 (layer1)", "head2 (layer2)", "teacher"]
 
@@ -27,14 +27,14 @@ def test_checksum_is_equal_for_equal_weights_and_sees_every_value_and_buffer():
     model = build_model("resnet8", 10, 1)
     same = build_model("resnet8", 10, 1)
     same.load_state_dict(model.state_dict())
-    assert state_checksum(model) == state_checksum(same)
+    assert state_digest(model) == state_digest(same)
     with torch.no_grad():
         next(same.parameters()).view(-1)[0] += 1e-6
-    assert state_checksum(model) != state_checksum(same)
+    assert state_digest(model) != state_digest(same)
     same.load_state_dict(model.state_dict())
     bn = next(m for m in same.modules() if isinstance(m, torch.nn.BatchNorm2d))
     bn.running_mean[0] += 1.0  # a buffer, not a parameter
-    assert state_checksum(model) != state_checksum(same)
+    assert state_digest(model) != state_digest(same)
 
 
 def test_cohort_logits_match_the_kits_evaluation(tiny):

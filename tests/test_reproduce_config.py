@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dihkit.errors import ConfigError
-from dihkit.reproduce import PROFILES, experiment_names, load_experiment, plan_jobs
+from dihkit.reproduce import RECIPE_PROFILES, experiment_names, load_experiment, plan_jobs
 from dihkit.reproduce.plan import resolve_profile
 from dihkit.studies import paper_numbers
 
@@ -84,7 +84,7 @@ def test_every_shipped_experiment_loads_and_resolves_under_every_profile():
     assert sorted(experiment_names()) == sorted(SHIPPED)
     for name in SHIPPED:
         experiment = load_experiment(name)
-        for profile in PROFILES:
+        for profile in RECIPE_PROFILES:
             resolved = resolve_profile(experiment, profile)
             jobs = plan_jobs(experiment, resolved)
             assert jobs, (name, profile)
@@ -99,7 +99,7 @@ def test_every_shipped_experiment_loads_and_resolves_under_every_profile():
     [
         ("seeds = 3", "seeds = 3\nwarmup = 5", "warmup", "unknown key 'recipe.warmup'"),
         ('dataset = "cifar100"', 'dataset = "cifar1000"', "cifar1000", "unknown dataset"),
-        ("lr = 0.1", "lr = -0.1", "lr = -0.1", "lr must be"),
+        ("lr = 0.1", "lr = -0.1", "lr = -0.1", "lr = -0.1 must be"),
         ("tau = 5.0\nalpha", "tau = 5.0\ntemperature = 3\nalpha", "temperature", "temperature"),
         ("[methods.dih]\ntau = 5.0", "[methods.dih]\ntau = -1.0", "tau = -1.0", "tau"),
         ("[methods.ce]", '[methods.ce]\nmethod = "cee"', "cee", "unknown method 'cee'"),
@@ -277,3 +277,12 @@ def test_shipped_paper_numbers_match_the_kits_transcription_of_the_tables():
     (table3,) = _paper("dskd-table3").values()
     keys = {"neither": "both_off", "adaptive": "no_fea", "features": "equal", "full": "full"}
     assert table3 == {ours: paper_numbers.DSKD_TABLE3.accuracy[k] for ours, k in keys.items()}
+
+
+def test_the_profiles_are_the_notebooks_with_the_papers_recipe_first():
+    from dihkit.reproduce.config import RECIPE_OVERRIDES
+    from dihkit.runs.profiles import PROFILE_NAMES
+
+    assert RECIPE_PROFILES == ("paper", "classroom", "smoke")
+    assert sorted(RECIPE_PROFILES) == sorted(PROFILE_NAMES)
+    assert tuple(RECIPE_OVERRIDES) == RECIPE_PROFILES

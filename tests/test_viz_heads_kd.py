@@ -12,7 +12,6 @@ import torch
 from dihkit.errors import ConfigError
 from dihkit.methods import resolve_options
 from dihkit.runs.profiles import resolve
-from dihkit.studies.analysis import GroupSummary
 from dihkit.studies.dskd_weights import (
     describe_weights,
     load_weight_records,
@@ -31,6 +30,7 @@ from dihkit.studies.paper_numbers import (
     dskd_table3_markdown,
     mhkd_table2_markdown,
 )
+from dihkit.studies.seeds import GroupSummary
 from dihkit.studies.student_heads import (
     CPU_HEAD_WIDTH,
     DSKD_ABLATION_LABELS,
@@ -47,7 +47,7 @@ from dihkit.studies.student_heads import (
     parameter_budget,
     parameter_budget_markdown,
     profile_default,
-    shallow_classifiers,
+    shallow_classifier_rows,
     shallow_classifiers_markdown,
     term_curves,
 )
@@ -211,7 +211,7 @@ def test_the_exported_mhkd_student_is_the_plain_model(mhkd, smoke):
 
 
 def test_dskd_shallow_classifiers_copy_the_rest_of_the_main_branch(dskd, smoke):
-    rows = shallow_classifiers(dskd)
+    rows = shallow_classifier_rows(dskd)
     assert [r["position"] for r in rows] == ["layer1", "layer2"]
     assert rows[0]["copies"] == ["layer2", "layer3"]
     assert rows[1]["copies"] == ["layer3"]
@@ -228,9 +228,9 @@ def test_dskd_shallow_classifiers_copy_the_rest_of_the_main_branch(dskd, smoke):
     assert "projection r" in table
 
 
-def test_shallow_classifiers_of_dsn_have_no_projection_column(smoke, smoke_data):
+def test_shallow_classifier_rows_of_dsn_have_no_projection_column(smoke, smoke_data):
     dsn = build_distiller("dsn", smoke, {}, smoke_data)
-    rows = shallow_classifiers(dsn)
+    rows = shallow_classifier_rows(dsn)
     assert [r["projection_params"] for r in rows] == [0, 0]
     assert "projection" not in shallow_classifiers_markdown(rows)
 

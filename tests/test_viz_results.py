@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from dihkit import viz
-from dihkit.studies.analysis import GradientNorms, GroupSummary
+from dihkit.studies.seeds import GroupSummary
+from dihkit.studies.temperature import GradientNorms
 
 CLASSES = [f"c{i}" for i in range(10)]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dihkit.runs.cache import cached_run
-from dihkit.training.loop import TrainConfig
+from dihkit.training.config import TrainConfig
 
 __all__ = ["cached_vs_live", "cached_vs_live_table"]
 

@@ -13,7 +13,7 @@ import copy
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,12 +22,15 @@ from torch.fx.experimental.optimization import fuse
 
 from dihkit.bench.conventional import conventional_kd_epoch
 from dihkit.bench.memory import peak_tensor_bytes
+from dihkit.bench.timing import StepRunner, endless, interleaved, ratio
 from dihkit.data.datasets import Dataset
 from dihkit.data.loader import BatchLoader
 from dihkit.methods import Distiller
 from dihkit.models import build_model
-from dihkit.runs.pipeline import build_distiller, load_teacher
-from dihkit.training.loop import TrainConfig, fit
+from dihkit.runs.pipeline import build_distiller
+from dihkit.teachers.loading import load_teacher
+from dihkit.training.config import TrainConfig
+from dihkit.training.loop import fit
 from dihkit.training.runtime import autocast, resolve_device, seed_everything
 from dihkit.training.target_cache import CachedTargetLoader, TargetCache, load_or_build
 
@@ -67,66 +70,6 @@ class MethodBenchmark:
             "epochs_s": self.epochs_s,
             "cache": self.cache,
         }
-
-
-def _endless(loader: BatchLoader) -> Iterator[tuple[torch.Tensor, ...]]:
-    epoch = 0
-    while True:
-        loader.set_epoch(epoch)
-        yield from loader
-        epoch += 1
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(work: Callable[[], object], repeats: int, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        work()
-    _sync(device)
-    return (time.perf_counter() - start) / repeats
-
-
-def _interleaved(
-    jobs: dict[str, Callable[[], object]], repeats: int, rounds: int, device: torch.device
-) -> dict[str, float]:
-    """Median seconds per call of each job, timed round-robin after one untimed warm-up call."""
-    for job in jobs.values():
-        job()
-    samples: dict[str, list[float]] = {name: [] for name in jobs}
-    for _ in range(rounds):
-        for name, job in jobs.items():
-            samples[name].append(_timed(job, repeats, device))
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
-class _StepRunner:
-    """One optimisation step of a distiller on a stream of batches."""
-
-    def __init__(self, distiller: Distiller, stream: Iterator[tuple[torch.Tensor, ...]], device):
-        self.distiller = distiller
-        self.stream = stream
-        self.device = device
-        params = [p for p in distiller.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True)
-
-    def __call__(self) -> None:
-        batch = next(self.stream)
-        self.distiller.train()
-        with autocast(self.device):
-            _, terms = self.distiller(*batch)
-            loss = sum(terms.values())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 else round(a / b, 3)
 
 
 def method_benchmark(
@@ -222,7 +165,7 @@ def _measure(
         )
         distiller.to(dev)
         distillers[label] = distiller
-        jobs[label] = _StepRunner(distiller, _endless(live_loader), dev)
+        jobs[label] = StepRunner(distiller, endless(live_loader), dev)
         refusal = distiller.cache_refusal() if distiller.caches_targets else "nothing to cache"
         result.steps[label] = {"method": method, "options": options, "cached_refusal": refusal}
         if refusal is None:
@@ -235,18 +178,18 @@ def _measure(
             cached_loader = CachedTargetLoader(
                 data.train, cache, config.batch_size, drop_last=True, **loader_args
             )
-            jobs[f"{label} cached"] = _StepRunner(distiller, _endless(cached_loader), dev)
+            jobs[f"{label} cached"] = StepRunner(distiller, endless(cached_loader), dev)
 
     log("timing steps")
-    step_s = _interleaved(jobs, steps, rounds, dev)
+    step_s = interleaved(jobs, steps, rounds, dev)
     ce = step_s.get("ce")
     for label in result.steps:
         entry = result.steps[label]
         entry["live_ms"] = round(1000 * step_s[label], 2)
-        entry["live_over_ce"] = _ratio(step_s[label], ce)
+        entry["live_over_ce"] = ratio(step_s[label], ce)
         cached = step_s.get(f"{label} cached")
         entry["cached_ms"] = None if cached is None else round(1000 * cached, 2)
-        entry["cached_over_ce"] = _ratio(cached, ce)
+        entry["cached_over_ce"] = ratio(cached, ce)
 
     log("peak memory")
     for name, job in jobs.items():
@@ -265,19 +208,19 @@ def _measure(
     if build is not None and e.get("dih cached") is not None:
         cached_runs = build + 3 * run_epochs * e["dih cached"]
     result.ratios = {
-        "cohort_over_teacher_forward": _ratio(
+        "cohort_over_teacher_forward": ratio(
             result.forward_ms.get("cohort"), result.forward_ms.get("teacher")
         ),
         "kd_over_ce_step": s.get("kd", {}).get("live_over_ce"),
-        "dih_over_kd_step": _ratio(s.get("dih", {}).get("live_ms"), s.get("kd", {}).get("live_ms")),
+        "dih_over_kd_step": ratio(s.get("dih", {}).get("live_ms"), s.get("kd", {}).get("live_ms")),
         "dih_over_ce_step": s.get("dih", {}).get("live_over_ce"),
         "cached_kd_over_ce_step": s.get("kd", {}).get("cached_over_ce"),
         "cached_dih_over_ce_step": s.get("dih", {}).get("cached_over_ce"),
-        "cached_dih_over_ce_epoch": _ratio(e.get("dih cached"), e.get("ce")),
-        "dih_over_ce_epoch": _ratio(e.get("dih"), e.get("ce")),
-        "conventional_over_kit_epoch": _ratio(e.get("conventional kd"), e.get("kd")),
-        "conventional_over_cached_kit_epoch": _ratio(e.get("conventional kd"), e.get("kd cached")),
-        "cache_build_plus_3_cached_over_2_live_dih": _ratio(cached_runs, live_runs),
+        "cached_dih_over_ce_epoch": ratio(e.get("dih cached"), e.get("ce")),
+        "dih_over_ce_epoch": ratio(e.get("dih"), e.get("ce")),
+        "conventional_over_kit_epoch": ratio(e.get("conventional kd"), e.get("kd")),
+        "conventional_over_cached_kit_epoch": ratio(e.get("conventional kd"), e.get("kd cached")),
+        "cache_build_plus_3_cached_over_2_live_dih": ratio(cached_runs, live_runs),
     }
 
 
@@ -311,7 +254,7 @@ def _forward_costs(result, distillers, loader, dev, steps, rounds) -> None:
         "teacher no_grad": run_no_grad(teacher),
         "teacher fused bn": run(fuse(copy.deepcopy(teacher).eval())),
     }
-    times = _interleaved(jobs, steps, rounds, dev)
+    times = interleaved(jobs, steps, rounds, dev)
     result.forward_ms = {name: round(1000 * t, 2) for name, t in times.items()}
 
 

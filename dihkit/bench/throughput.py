@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from dihkit.bench.timing import sync
 from dihkit.data.datasets import Dataset
 from dihkit.data.loader import BatchLoader
 from dihkit.errors import ConfigError
@@ -27,11 +28,6 @@ class Throughput:
     batch_size: int
     train_images_per_s: float
     inference_images_per_s: float
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def measure_throughput(
@@ -103,9 +99,9 @@ def _images_per_s(
     """Run ``warmup`` untimed steps, then time ``steps`` steps of ``batch_size`` images."""
     for _ in range(warmup):
         step()
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    sync(device)
     return steps * batch_size / (time.perf_counter() - start)

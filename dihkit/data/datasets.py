@@ -93,6 +93,11 @@ class DatasetSpec:
     std: tuple[float, ...]
     class_names: tuple[str, ...]
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """One image's ``(C, H, W)``, as models, heads and exits are built for."""
+        return (self.in_channels, self.image_size, self.image_size)
+
 
 @dataclass(frozen=True)
 class Dataset:

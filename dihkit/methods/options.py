@@ -5,13 +5,13 @@ validation below are all generated from these declarations."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from dihkit import checks
 from dihkit.errors import ConfigError
 
 
@@ -49,14 +49,16 @@ class OptionInfo:
         return "--" + self.name.replace("_", "-")
 
     def describe_range(self) -> str:
+        """The valid values as text: ``one of a, b``, ``in (0, inf)``, or "" when any goes."""
         if self.choices:
             return "one of " + ", ".join(str(c) for c in self.choices)
         if self.low is None and self.high is None:
             return ""
-        left = "(" if self.low_open else "["
-        low = "-inf" if self.low is None else f"{self.low:g}"
-        high = "inf)" if self.high is None else f"{self.high:g}]"
-        return f"in {left}{low}, {high}"
+        return "in " + checks.describe_range(self.low, self.high, low_open=self.low_open)
+
+    def in_range(self, value: Any) -> bool:
+        """Whether a number lies in the declared interval."""
+        return checks.in_range(value, self.low, self.high, low_open=self.low_open)
 
 
 def _base_type(annotation: Any) -> tuple[type, bool]:
@@ -121,23 +123,21 @@ def _checked(method: str, info: OptionInfo, value: Any) -> Any:
             raise ConfigError(f"{where} = {value!r} must be true or false")
         return value
     if info.type in (int, float):
-        integral = isinstance(value, numbers.Integral) or (
-            isinstance(value, float) and value.is_integer() and info.type is int
-        )
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{where} = {value!r} must be a number {info.describe_range()}")
-        if info.type is int and not integral:
-            raise ConfigError(f"{where} = {value!r} must be an integer {info.describe_range()}")
+        if info.type is int:
+            try:
+                value = checks.whole(value)
+            except ValueError:
+                raise ConfigError(
+                    f"{where} = {value!r} must be an integer {info.describe_range()}"
+                ) from None
         value = info.type(value)
-        if not math.isfinite(value):
+        if not checks.is_real(value):
             raise ConfigError(
                 f"{where} = {value!r} must be a finite number {info.describe_range()}"
             )
-        too_low = info.low is not None and (
-            value <= info.low if info.low_open else value < info.low
-        )
-        too_high = info.high is not None and value > info.high
-        if too_low or too_high:
+        if not info.in_range(value):
             raise ConfigError(
                 f"{where} = {value!r} is out of range; it must lie {info.describe_range()}"
             )

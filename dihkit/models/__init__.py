@@ -99,6 +99,6 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 3) -> nn.Mo
     return model
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Total number of parameter elements (trainable and frozen)."""
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model: nn.Module | None) -> int:
+    """Total number of parameter elements (trainable and frozen); 0 for no module (None)."""
+    return 0 if model is None else sum(p.numel() for p in model.parameters())

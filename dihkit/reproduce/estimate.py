@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from dihkit.bench.timing import sync
 from dihkit.data.datasets import Dataset, Split, dataset_spec
 from dihkit.methods import BuildContext, Distiller, get_method, resolve_options
 from dihkit.methods.ce import CrossEntropy
@@ -32,7 +33,7 @@ from dihkit.reproduce.config import Experiment
 from dihkit.reproduce.plan import Job, Resolved
 from dihkit.teachers.head_training import HeadTraining
 from dihkit.teachers.loading import Teacher
-from dihkit.training.loop import TrainConfig
+from dihkit.training.config import TrainConfig
 from dihkit.training.runtime import autocast, evaluating, resolve_device, seed_everything
 
 # Official split sizes (train, test), so an estimate needs no dataset on disk.
@@ -187,22 +188,17 @@ def measure_stage(
             batch_targets = distiller.frozen_targets(x) if cached else None
         for i in range(timing_steps + 1):
             if i == 1:  # the first step warms up (allocations, cuDNN autotuning)
-                _sync(device)
+                sync(device)
                 start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             with autocast(device):
                 _, losses = distiller(x, y, batch_targets)
             sum(losses.values()).backward()
             optimizer.step()
-        _sync(device)
+        sync(device)
         estimate.step_seconds = (time.perf_counter() - start) / timing_steps
     distiller.zero_grad(set_to_none=True)
     return estimate
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _teacher(arch: str, data: Dataset, experiment: Experiment, resolved: Resolved) -> Teacher:
@@ -217,7 +213,7 @@ def _teacher(arch: str, data: Dataset, experiment: Experiment, resolved: Resolve
             model,
             options["kind"],
             options["positions"],
-            input_shape=(spec.in_channels, spec.image_size, spec.image_size),
+            input_shape=spec.input_shape,
             activation=options["activation"],
             width=options["width"],
         )

@@ -10,8 +10,8 @@ from typing import Any
 
 from dihkit.errors import ConfigError
 from dihkit.reproduce.config import (
-    DEFAULT_PROFILES,
-    PROFILES,
+    RECIPE_OVERRIDES,
+    RECIPE_PROFILES,
     TRAIN_KEYS,
     Column,
     Experiment,
@@ -19,7 +19,7 @@ from dihkit.reproduce.config import (
     train_config,
 )
 from dihkit.runs.compare import method_config
-from dihkit.training.loop import TrainConfig
+from dihkit.training.config import TrainConfig
 
 HEAD_DEFAULTS = {"kind": "linear", "positions": None, "activation": "none", "width": 256}
 
@@ -72,7 +72,7 @@ class Job:
 
 def _layers(experiment: Experiment, profile: str, part: str | None) -> list[dict[str, Any]]:
     """The setting layers of ``part`` (None: the students) in the order they apply."""
-    default, own = DEFAULT_PROFILES[profile], experiment.profiles.get(profile, {})
+    default, own = RECIPE_OVERRIDES[profile], experiment.profiles.get(profile, {})
     top = [experiment.recipe, default, own]
     layers = [{k: v for k, v in layer.items() if k not in ("teacher", "heads")} for layer in top]
     if part is not None:
@@ -98,7 +98,7 @@ def _merge(layers: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], str | N
         if "milestones" in layer:
             declared = (tuple(layer["milestones"]), merged.get("epochs", 10))
     note = None
-    if merged.get("schedule", "cosine") != "multistep":
+    if merged.get("schedule", TrainConfig.schedule) != "multistep":
         merged.pop("milestones", None)  # only a multistep schedule has milestones
     elif declared and declared[0] and merged.get("epochs", 10) != declared[1]:
         epochs, (marks, old) = merged["epochs"], declared
@@ -119,8 +119,10 @@ def resolve_profile(
 ) -> Resolved:
     """``experiment`` under ``profile`` (``paper``, ``classroom`` or ``smoke``); ``seeds`` and
     ``cached_targets`` override the profile's."""
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    if profile not in RECIPE_PROFILES:
+        raise ConfigError(
+            f"unknown profile {profile!r}; choose one of: {', '.join(RECIPE_PROFILES)}"
+        )
     student, note = _merge(_layers(experiment, profile, None))
     notes = [f"students: {note}"] if note else []
     extra: dict[str, Any] = {"device": device}

@@ -12,19 +12,22 @@ from typing import Any
 
 from torch import nn
 
-from dihkit.training import run_folder
 from dihkit.data.datasets import Dataset
 from dihkit.errors import ConfigError
-from dihkit.training.evaluation import evaluate
-from dihkit.nn.heads import Cohort, mount_heads
-from dihkit.training.identity import run_identity, teacher_sha256
 from dihkit.methods import BuildContext, Distiller, MethodOptions, get_method, resolve_options
 from dihkit.methods.ce import CrossEntropy
-from dihkit.teachers.head_training import HeadTraining
 from dihkit.models import build_model
-from dihkit.training.runtime import seed_everything
+from dihkit.nn.heads import Cohort, mount_heads
+from dihkit.teachers.bundled import teacher_sha256
+from dihkit.teachers.head_training import HeadTraining
 from dihkit.teachers.loading import Teacher, check_fits_data, load_teacher
-from dihkit.training.loop import FitResult, TrainConfig, fit
+from dihkit.training import run_folder
+from dihkit.training.config import TrainConfig
+from dihkit.training.evaluation import evaluate
+from dihkit.training.history import FitResult
+from dihkit.training.identity import run_identity
+from dihkit.training.loop import fit
+from dihkit.training.runtime import seed_everything
 
 __all__ = [
     "Teacher",
@@ -33,17 +36,11 @@ __all__ = [
     "cohort_accuracy",
     "distill",
     "distill_identity",
-    "input_shape",
     "load_teacher",
     "resolve_options",
     "train_heads",
     "train_model",
 ]
-
-
-def input_shape(data: Dataset) -> tuple[int, int, int]:
-    """One image's (C, H, W)."""
-    return (data.spec.in_channels, data.spec.image_size, data.spec.image_size)
 
 
 def train_model(
@@ -94,7 +91,7 @@ def train_heads(
         teacher.model,
         kind,
         positions,
-        input_shape=input_shape(data),
+        input_shape=data.spec.input_shape,
         activation=activation,
         width=width,
     )

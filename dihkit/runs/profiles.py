@@ -8,7 +8,6 @@ fills every ``None`` from the profile, checks every value and fails with one cle
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 import os
 from collections.abc import Sequence
@@ -16,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dihkit import checks
+from dihkit.data.datasets import DATASET_NAMES, Dataset, load_dataset
 from dihkit.errors import ConfigError
+from dihkit.methods import OptionInfo, get_method, option_infos
+from dihkit.models import MODEL_NAMES
+from dihkit.teachers.bundled import teacher_names
+from dihkit.training.config import SCHEDULES, TrainConfig
+from dihkit.training.runtime import DEVICE_CHOICES
 
 PROFILE_NAMES = ("smoke", "classroom", "paper")
 
@@ -39,10 +45,8 @@ class Settings:
     data_dir: str | None = None
     cached_targets: int = 0  # V > 0: methods that can train from V cached views per image do
 
-    def config(self, seed: int | None = None, **changes: Any):
-        """A :class:`dihkit.training.loop.TrainConfig` for one run (``seed`` defaults to the first)."""
-        from dihkit.training.loop import TrainConfig
-
+    def config(self, seed: int | None = None, **changes: Any) -> TrainConfig:
+        """The :class:`TrainConfig` of one run (``seed`` defaults to the first)."""
         values = dict(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -55,10 +59,8 @@ class Settings:
         values.update(changes)
         return TrainConfig(**values)
 
-    def load_data(self):
+    def load_data(self) -> Dataset:
         """The dataset of this profile (with its ``train_per_class`` subset)."""
-        from dihkit.data.datasets import load_dataset
-
         return load_dataset(
             self.dataset, data_dir=self.data_dir, train_per_class=self.train_per_class
         )
@@ -121,34 +123,19 @@ def check_range(
     low_inclusive: bool = True,
 ) -> Any:
     """``value`` if it is a number in ``[low, high]`` (``(low, high]`` without ``low_inclusive``),
-    else a :class:`ConfigError` naming ``name``, the value and the valid range."""
-    kind = "an integer" if integer else "a finite number"
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if integer:
-        is_number = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    is_number = is_number and math.isfinite(value)
-    too_low = low is not None and is_number and (value < low if low_inclusive else value <= low)
-    too_high = high is not None and is_number and value > high
-    if not is_number or too_low or too_high:
-        left = "[" if low_inclusive else "("
-        bounds = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-        raise ConfigError(f"parameter {name} = {value!r} must be {kind} in {bounds}")
-    return value
+    else a :class:`ConfigError` naming parameter ``name``, the value and the valid range."""
+    return checks.check_number(
+        f"parameter {name}", value, low, high, low_open=not low_inclusive, integer=integer
+    )
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
-    """``value`` if it is one of ``choices``, else a :class:`ConfigError` listing them."""
-    if value not in choices:
-        raise ConfigError(
-            f"parameter {name} = {value!r} is not valid; choose one of: "
-            + ", ".join(repr(c) for c in choices)
-        )
-    return value
+    """``value`` if it is one of ``choices``, else a :class:`ConfigError` naming parameter
+    ``name`` and listing them."""
+    return checks.check_choice(f"parameter {name}", value, choices)
 
 
 def _check_teacher(value: Any) -> str:
-    from dihkit.teachers.bundled import teacher_names
-
     if not isinstance(value, str) or not value:
         raise ConfigError(f"parameter teacher = {value!r} must be a bundled name or a path")
     if value not in teacher_names() and not Path(value).is_file():
@@ -168,10 +155,6 @@ def resolve(profile: str = "classroom", **overrides: Any) -> Settings:
     ``DIHKIT_PROFILE``, when set, replaces ``profile`` (nbval re-executes the committed
     classroom notebooks in the smoke profile this way).
     """
-    from dihkit.data.datasets import DATASET_NAMES
-    from dihkit.models import MODEL_NAMES
-    from dihkit.training.runtime import DEVICE_CHOICES
-
     profile = os.environ.get("DIHKIT_PROFILE") or profile
     check_choice("profile", profile, PROFILE_NAMES)
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -187,7 +170,7 @@ def resolve(profile: str = "classroom", **overrides: Any) -> Settings:
     check_choice("dataset", settings.dataset, DATASET_NAMES)
     check_choice("device", settings.device.split(":")[0], DEVICE_CHOICES)
     check_choice("student", settings.student, MODEL_NAMES)
-    check_choice("schedule", settings.schedule, ("cosine", "multistep"))
+    check_choice("schedule", settings.schedule, SCHEDULES)
     if settings.profile != "paper" or "teacher" in given:
         _check_teacher(settings.teacher)
     check_range("epochs", settings.epochs, 1, integer=True)
@@ -209,11 +192,37 @@ def resolve(profile: str = "classroom", **overrides: Any) -> Settings:
     return dataclasses.replace(settings, seeds=seeds)
 
 
+# The method hyper-parameters a notebook exposes, and the method whose declared range each takes:
+# KD's temperature and share, and the weight of MHKD's head terms (DSKD's beta has the same range).
+METHOD_PARAMETERS = {"tau": "kd", "alpha": "kd", "beta": "mhkd"}
+
+
+def declared_option(method: str, name: str) -> OptionInfo:
+    """Option ``name`` as ``method`` declares it (its help, default and valid range)."""
+    return next(info for info in option_infos(get_method(method).Options) if info.name == name)
+
+
 def check_method_parameters(tau: Any = None, alpha: Any = None, beta: Any = None) -> None:
-    """Range checks for the common method hyper-parameters a notebook exposes."""
-    if tau is not None:
-        check_range("tau", tau, 0, low_inclusive=False)
-    if alpha is not None:
-        check_range("alpha", alpha, 0, 1)
-    if beta is not None:
-        check_range("beta", beta, 0)
+    """Range checks for the common method hyper-parameters a notebook exposes, with the ranges
+    the methods of :data:`METHOD_PARAMETERS` declare."""
+    for name, value in (("tau", tau), ("alpha", alpha), ("beta", beta)):
+        if value is not None:
+            info = declared_option(METHOD_PARAMETERS[name], name)
+            check_range(name, value, info.low, info.high, low_inclusive=not info.low_open)
+
+
+def describe_settings(settings: Settings) -> str:
+    """One line naming the regime a notebook runs in."""
+    per_class = settings.train_per_class
+    data = f"{per_class} training images per class" if per_class else "all training images"
+    seeds = ", ".join(str(s) for s in settings.seeds)
+    return (
+        f"profile {settings.profile}: {settings.dataset}, {data}, {settings.epochs} epochs, "
+        f"teacher {settings.teacher}, student {settings.student}, seeds {seeds}, "
+        f"device {settings.device}"
+        + (
+            f", teacher targets cached ({settings.cached_targets} views per image)"
+            if getattr(settings, "cached_targets", 0)
+            else ""
+        )
+    )

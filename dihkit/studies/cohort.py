@@ -1,5 +1,5 @@
-"""Looking inside a teacher cohort: every member's logits on a split, a fingerprint of the frozen
-backbone, and one report row per member (accuracy, agreement with the teacher, calibration).
+"""Looking inside a teacher cohort: every member's logits on a split, one report row per member
+(accuracy, agreement with the teacher, calibration) and the tables of the bundled cohorts.
 
 Used by ``notebooks/03_intermediate_heads.ipynb``; the logits of a split are computed once and
 every table, plot and explorer reads them.
@@ -7,7 +7,6 @@ every table, plot and explorer reads them.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +16,8 @@ from torch import Tensor, nn
 from dihkit.data.datasets import Dataset, Split
 from dihkit.data.loader import BatchLoader
 from dihkit.studies.calibration import ReliabilityCurve, reliability_curve, top1_agreement
+from dihkit.teachers.bundled import read_manifest
+from dihkit.teachers.loading import load_teacher
 from dihkit.training.runtime import autocast, evaluating, resolve_device, uses_channels_last
 
 COHORT_AVERAGE = "cohort average"
@@ -58,17 +59,6 @@ def split_logits(
     """:func:`predict_logits` on one split (``train``, ``val`` or ``test``) of ``data``."""
     images = getattr(data, split).images
     return predict_logits(model, images, mean=data.spec.mean, std=data.spec.std, device=device)
-
-
-def state_checksum(module: nn.Module) -> str:
-    """sha256 of a module's state dict (every parameter and buffer: names, dtypes, shapes and
-    values, in name order). Equal checksums mean bit-identical weights and BatchNorm statistics."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -133,8 +123,6 @@ def member_reports(
 def bundled_teachers_table() -> str:
     """The bundled teachers and the test accuracy of every member of their cohorts, as recorded
     in the manifest when they were built (a text table in percent)."""
-    from dihkit.teachers.bundled import read_manifest
-
     lines = []
     for name, entry in sorted(read_manifest().items()):
         members = entry.get("members", [])
@@ -144,6 +132,19 @@ def bundled_teachers_table() -> str:
         )
         lines.append(f"{name:<10} {entry.get('dataset', '?'):<12} {cells}")
     return "\n".join(lines) or "no bundled teachers"
+
+
+def cohort_markdown(teacher: str) -> str:
+    """A markdown table of a teacher's DIH cohort: each member, its head's parameters and the
+    test accuracy recorded for it (bundled teachers only)."""
+    cohort = load_teacher(teacher).require_cohort("dih")
+    recorded = read_manifest().get(teacher, {}).get("member_test_acc")
+    params = [f"{n:,}" for n in cohort.head_parameter_counts()] + ["(the teacher's own classifier)"]
+    lines = ["| member | head parameters | recorded test % |", "|---|---|---|"]
+    for i, (name, size) in enumerate(zip(cohort.member_names, params, strict=True)):
+        accuracy = f"{100 * recorded[i]:.2f}" if recorded else "-"
+        lines.append(f"| {name} | {size} | {accuracy} |")
+    return "\n".join(lines)
 
 
 def example_indices(count: int, total: int, seed: int) -> list[int]:
@@ -167,11 +168,11 @@ def reports_table(reports: Sequence[MemberReport]) -> str:
 __all__ = [
     "COHORT_AVERAGE",
     "bundled_teachers_table",
+    "cohort_markdown",
     "example_indices",
     "MemberReport",
     "member_reports",
     "predict_logits",
     "reports_table",
     "split_logits",
-    "state_checksum",
 ]

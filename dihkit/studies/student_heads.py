@@ -2,16 +2,26 @@
 shallow classifiers are and what they cost, named loss terms over training, and ablation tables
 beside a paper's numbers.
 
-Nothing here trains: :func:`build_distiller` builds a method's untrained distiller only to look
-at its modules; runs come from :func:`dihkit.runs.results.run_grid`.
+Nothing here trains: :func:`build_distiller` builds a method's untrained distiller (as a run
+builds it, with :func:`dihkit.runs.pipeline.build_distiller`) only to look at its modules; runs
+come from :func:`dihkit.runs.results.run_grid`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from dihkit.studies.analysis import mean_std
+from dihkit.data.datasets import Dataset, dataset_spec
+from dihkit.errors import ConfigError
+from dihkit.methods import Distiller
+from dihkit.methods.base import parse_positions
+from dihkit.models import build_model, count_parameters
+from dihkit.nn.heads import feature_shapes
+from dihkit.runs import pipeline
+from dihkit.runs.profiles import Settings, check_range
+from dihkit.studies.seeds import mean_std
 
 # The MHKD paper's heads have 256 kernels; on a laptop CPU a 3x3 conv with 256 kernels at
 # 28x28 costs about 20 times the whole resnet8 student, so the CPU profiles use 32.
@@ -35,11 +45,6 @@ def profile_default(value: Any, settings: Any, default: Any, smoke: Any) -> Any:
 def ablation_settings(settings: Any, seeds: Any = None) -> Any:
     """``settings`` with an ablation's seeds: ``seeds`` (an int or a list, checked like the
     profile's), else the first seed only on the CPU profiles and every seed in ``paper``."""
-    import dataclasses
-
-    from dihkit.errors import ConfigError
-    from dihkit.runs.profiles import check_range
-
     if seeds is None:
         chosen = tuple(settings.seeds if settings.profile == "paper" else settings.seeds[:1])
     else:
@@ -60,11 +65,6 @@ def check_positions(
     --exits`` value such as ``"1"``, ``"layer2"``, ``"all"``) against the student's stages: the
     first ``units`` of them, or all but the last with ``shallow``. Returns the list; a bad entry is
     a :class:`ConfigError` naming parameter ``name`` and the valid stages."""
-    from dihkit.data.datasets import dataset_spec
-    from dihkit.errors import ConfigError
-    from dihkit.methods.base import parse_positions
-    from dihkit.models import build_model
-
     if isinstance(values, str) or not isinstance(values, Sequence):
         raise ConfigError(f"parameter {name} = {values!r} must be a list of strings such as ['1']")
     spec = dataset_spec(settings.dataset)
@@ -98,43 +98,24 @@ DSKD_ABLATION_LABELS = {
 }
 
 
-def count_params(module: Any) -> int:
-    """Parameter elements of a module (0 for None)."""
-    return 0 if module is None else sum(p.numel() for p in module.parameters())
-
-
-def build_distiller(method: str, settings: Any, options: Mapping[str, Any], data: Any) -> Any:
+def build_distiller(
+    method: str, settings: Settings, options: Mapping[str, Any], data: Dataset
+) -> Distiller:
     """The untrained distiller of ``method`` for ``settings`` (teacher, student, first seed) and
-    ``data``, built exactly as a run builds it, to inspect its modules and parameters."""
-    from dihkit.methods import BuildContext, get_method, resolve_options
-    from dihkit.models import build_model
-    from dihkit.teachers.loading import check_fits_data, load_teacher
-    from dihkit.training.runtime import seed_everything
-
-    method_class = get_method(method)
-    teacher = None
-    if method_class.requires:
-        teacher = load_teacher(settings.teacher)
-        check_fits_data(teacher.model, data, "teacher")
-    seed_everything(settings.seeds[0])
-    student = build_model(settings.student, data.spec.num_classes, data.spec.in_channels)
-    context = BuildContext(student=student, teacher=teacher, data=data, config=settings.config())
-    return method_class.build(context, resolve_options(method, options))
-
-
-def _input_shape(data: Any) -> tuple[int, int, int]:
-    spec = data.spec
-    return (spec.in_channels, spec.image_size, spec.image_size)
+    ``data``, built exactly as a run builds it (:func:`dihkit.runs.pipeline.build_distiller`),
+    to inspect its modules and parameters."""
+    distiller, _ = pipeline.build_distiller(
+        method, settings.teacher, settings.student, data, settings.config(), options
+    )
+    return distiller
 
 
 def mhkd_head_pairs(distiller: Any, data: Any) -> list[dict[str, Any]]:
     """One row per MHKD head pair: ``unit`` (1-based), the ``teacher_position`` and
     ``student_position`` it taps, the activation shapes there (C, H, W) and each head's
     parameters."""
-    from dihkit.nn.heads import feature_shapes
-
     cohort, exits = distiller.teacher_cohort, distiller.student_exits
-    shape = _input_shape(data)
+    shape = data.spec.input_shape
     teacher_shapes = feature_shapes(distiller.teacher, cohort.positions, shape)
     student_shapes = feature_shapes(exits.student, exits.positions, shape)
     units = [exits.student.stage_names.index(p) + 1 for p in exits.positions]
@@ -143,10 +124,10 @@ def mhkd_head_pairs(distiller: Any, data: Any) -> list[dict[str, Any]]:
             "unit": unit,
             "teacher_position": t_pos,
             "teacher_shape": list(t_shape),
-            "teacher_head_params": count_params(t_head),
+            "teacher_head_params": count_parameters(t_head),
             "student_position": s_pos,
             "student_shape": list(s_shape),
-            "student_head_params": count_params(s_head),
+            "student_head_params": count_parameters(s_head),
         }
         for unit, t_pos, t_shape, t_head, s_pos, s_shape, s_head in zip(
             units,
@@ -181,7 +162,7 @@ def head_pairs_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def shallow_classifiers(distiller: Any) -> list[dict[str, Any]]:
+def shallow_classifier_rows(distiller: Any) -> list[dict[str, Any]]:
     """One row per shallow classifier of a student with exits (DSKD, DSN, BYOT): the stage it
     ``position``-s after, the main-branch modules it ``copies`` (fresh weights), its parameters
     (copies plus pooling and a new fully connected layer) and, for DSKD, the parameters of its
@@ -196,15 +177,15 @@ def shallow_classifiers(distiller: Any) -> list[dict[str, Any]]:
                 "classifier": f"c{j + 1}",
                 "position": position,
                 "copies": layout[layout.index(position) + 1 :],
-                "params": count_params(branch),
-                "projection_params": count_params(projections[j]) if projections else 0,
+                "params": count_parameters(branch),
+                "projection_params": count_parameters(projections[j]) if projections else 0,
             }
         )
     return rows
 
 
 def shallow_classifiers_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A markdown table of :func:`shallow_classifiers`."""
+    """A markdown table of :func:`shallow_classifier_rows`."""
     with_r = any(r["projection_params"] for r in rows)
     lines = [
         "| classifier | after | built from fresh copies of | parameters |"
@@ -224,19 +205,16 @@ def parameter_budget(distiller: Any, settings: Any) -> dict[str, Any]:
     built by :func:`dihkit.models.build_model`), ``exported`` (the model a run checkpoints and
     deploys), ``extras`` (``{name: params}`` of every trainable module dropped at export) and
     ``export_is_plain`` (same parameter count and state-dict keys as the plain model)."""
-    from dihkit.data.datasets import dataset_spec
-    from dihkit.models import build_model
-
     spec = dataset_spec(settings.dataset)
     plain = build_model(settings.student, spec.num_classes, spec.in_channels)
     exported = distiller.student_exits.export()
-    extras = {name: count_params(module) for name, module in distiller.extra_modules().items()}
+    extras = {name: count_parameters(module) for name, module in distiller.extra_modules().items()}
     return {
-        "plain": count_params(plain),
-        "exported": count_params(exported),
+        "plain": count_parameters(plain),
+        "exported": count_parameters(exported),
         "extras": extras,
-        "training_total": count_params(exported) + sum(extras.values()),
-        "export_is_plain": count_params(plain) == count_params(exported)
+        "training_total": count_parameters(exported) + sum(extras.values()),
+        "export_is_plain": count_parameters(plain) == count_parameters(exported)
         and list(plain.state_dict()) == list(exported.state_dict()),
     }
 
@@ -302,7 +280,7 @@ def ablation_rows(
 ) -> list[dict[str, Any]]:
     """Rows that put an ablation's measured groups beside a paper's published cells.
 
-    ``summaries`` are :class:`dihkit.studies.analysis.GroupSummary` objects; ``keys`` maps a group's
+    ``summaries`` are :class:`dihkit.studies.seeds.GroupSummary` objects; ``keys`` maps a group's
     label to its variant key (e.g. ``"1"`` for "head 1 only"); ``paper`` maps a variant key to
     the paper's cells for it (one per published teacher-student pair). ``reference`` is the label
     the paired differences are measured against (the groups' ``paired`` must already be)."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from dihkit.losses import kd_loss
 
 TAU_GRID = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 20.0)  # the plotly twin's slider
 
@@ -59,8 +60,6 @@ def kd_gradient_norms(
     ``tau^2`` factor of Eq. 1 undoes that, so changing tau does not silently rescale the KD term
     against the cross-entropy term.
     """
-    from dihkit.losses import kd_loss
-
     batch = student_logits.shape[0]
     with_tau2, without_tau2 = [], []
     for tau in taus:
@@ -94,8 +93,6 @@ class KDIdentity:
 
 def kd_identity(student_logits: Tensor, teacher_logits: Tensor, tau: float) -> KDIdentity:
     """Compute both forms of the KD loss and the two gaps of :class:`KDIdentity`."""
-    from dihkit.losses import kd_loss
-
     teacher_probs = F.softmax(teacher_logits.double() / tau, dim=-1)
     logits = student_logits.detach().double().requires_grad_(True)
     log_student = F.log_softmax(logits / tau, dim=-1)
@@ -114,18 +111,3 @@ def kd_identity(student_logits: Tensor, teacher_logits: Tensor, tau: float) -> K
         gradient_gap=(grad_kl - grad_ce).abs().max().item(),
         kd_loss_gap=abs(packaged - kl.item()),
     )
-
-
-@torch.no_grad()
-def predict_logits(
-    model: torch.nn.Module, data: Any, indices: Sequence[int], split: str = "test"
-) -> Tensor:
-    """A model's logits ``[len(indices), C]`` for some images of one split of a dataset
-    (normalised like in training, no augmentation, on the CPU, model in eval mode)."""
-    from dihkit.training.runtime import evaluating
-
-    images = getattr(data, split).images[list(indices)].float() / 255.0
-    mean = torch.tensor(data.spec.mean).view(1, -1, 1, 1)
-    std = torch.tensor(data.spec.std).view(1, -1, 1, 1)
-    with evaluating(model):
-        return model((images - mean) / std).float()

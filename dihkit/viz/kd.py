@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dihkit.studies.temperature import entropy, softened_grid
 from dihkit.viz._matplotlib import _closed, _pyplot
 
 
@@ -25,8 +26,6 @@ def temperature_figure(
 
     import plotly.graph_objects as go
     import torch
-
-    from dihkit.studies.analysis import entropy, softened_grid
 
     grid = softened_grid(torch.as_tensor(logits, dtype=torch.float64), taus)
     entropies = entropy(grid)
@@ -92,7 +91,7 @@ def plot_entropy_against_tau(
 
 def plot_gradient_norms(norms: Any):
     """Gradient norm of the KD loss w.r.t. the student's logits against tau (log-log), with and
-    without the ``tau^2`` factor (a :class:`dihkit.studies.analysis.GradientNorms`)."""
+    without the ``tau^2`` factor (a :class:`dihkit.studies.temperature.GradientNorms`)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(norms.taus, norms.with_tau2, marker="o", label="tau^2 * KL (Eq. 1)")
@@ -109,7 +108,7 @@ def plot_gradient_norms(norms: Any):
 
 def plot_capacity_gap(points: Sequence[Mapping[str, Any]], baseline: Any = None):
     """Student accuracy (mean +/- std over seeds) against the teacher's parameters, from
-    :func:`dihkit.studies.analysis.capacity_points`: one line for KD, TAKD points just right of it,
+    :func:`dihkit.studies.capacity.capacity_points`: one line for KD, TAKD points just right of it,
     each labelled with its teacher (and the teacher's own recorded accuracy); ``baseline`` (a
     GroupSummary, e.g. CE) is a dashed line with a +/- std band."""
     from matplotlib.ticker import FixedLocator, NullLocator
@@ -164,7 +163,7 @@ def plot_capacity_gap(points: Sequence[Mapping[str, Any]], baseline: Any = None)
 
 def plot_learning_curves(curves: Mapping[str, Mapping[str, Sequence[float]]]):
     """Validation accuracy per epoch of each group, mean over seeds with a +/- std band (the
-    output of :func:`dihkit.studies.analysis.learning_curves`)."""
+    output of :func:`dihkit.studies.seeds.learning_curves`)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for label, curve in curves.items():
@@ -186,7 +185,7 @@ def plot_learning_curves(curves: Mapping[str, Mapping[str, Sequence[float]]]):
 
 
 def plot_method_comparison(summaries: Sequence[Any]):
-    """Side-by-side bars of every group (a :class:`dihkit.studies.analysis.GroupSummary` each): test
+    """Side-by-side bars of every group (a :class:`dihkit.studies.seeds.GroupSummary` each): test
     accuracy mean +/- std over seeds, and training seconds per run, student parameters in the
     labels."""
     plt = _pyplot()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dihkit.losses import softened
 from dihkit.viz._matplotlib import _closed, _pyplot
 
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
@@ -241,8 +242,6 @@ def head_explorer_figure(
     import plotly.graph_objects as go
     import torch
     from plotly.subplots import make_subplots
-
-    from dihkit.losses import softened
 
     logits = torch.as_tensor(cohort_logits, dtype=torch.float64)
     members = list(member_names)

@@ -8,6 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dihkit.losses import softened
+from dihkit.studies.cohort import predict_logits
+from dihkit.studies.temperature import entropy as entropy_of
+from dihkit.studies.temperature import softened_grid
+from dihkit.viz.teacher_heads import figure_png, plot_head_distributions
+
 # --------------------------------------------------------------------------------------------
 # 01_knowledge_distillation: softmax with temperature
 
@@ -34,9 +40,6 @@ def temperature_explorer(
     import ipywidgets as widgets
     import numpy as np
     import torch
-
-    from dihkit.studies.analysis import entropy as entropy_of
-    from dihkit.studies.analysis import softened_grid
 
     logits = torch.as_tensor(np.asarray(teacher_logits), dtype=torch.float64)
     if logits.dim() == 1:
@@ -128,15 +131,10 @@ def head_explorer(
     import numpy as np
     import torch
 
-    from dihkit.losses import softened
-    from dihkit.viz import figure_png, plot_head_distributions
-
     names = list(member_names if member_names is not None else cohort.member_names)
     if logits is None:
         if mean is None or std is None:
             raise ValueError("head_explorer needs the dataset's mean and std (or logits)")
-        from dihkit.studies.cohort import predict_logits
-
         logits = predict_logits(cohort, torch.as_tensor(images), mean=mean, std=std, device=device)
     logits = torch.as_tensor(logits, dtype=torch.float64)
     labels = np.asarray(labels)
