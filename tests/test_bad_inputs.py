@@ -209,7 +209,7 @@ def _api_cases():
     from dihkit.nn.heads import mount_heads
     from dihkit.runs.profiles import check_method_parameters, resolve
     from dihkit.teachers.loading import load_teacher
-    from dihkit.training.loop import TrainConfig
+    from dihkit.training.config import TrainConfig
     from dihkit.training.run_folder import check_writable_folder
 
     logits = torch.zeros(2, 10)

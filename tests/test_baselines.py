@@ -13,7 +13,7 @@ from dihkit.methods.dml import MutualLearning
 from dihkit.methods.fitnets import parameters_feeding
 from dihkit.models import build_model
 from dihkit.runs.pipeline import distill, load_teacher
-from dihkit.training.loop import TrainConfig
+from dihkit.training.config import TrainConfig
 
 
 def test_hint_stage_trains_exactly_the_layers_below_the_guided_layer():

@@ -8,8 +8,8 @@ from dihkit.cli.commands import config_from
 from dihkit.cli.main import build_parser
 from dihkit.runs.pipeline import distill
 from dihkit.training.checkpoint import load_checkpoint
+from dihkit.training.config import TrainConfig
 from dihkit.training.identity import run_identity
-from dihkit.training.loop import TrainConfig
 
 
 def test_a_compiled_run_trains_the_same_weights_and_checkpoints(tiny, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from dihkit.methods import method_names
 from dihkit.models import build_model
 from dihkit.runs.pipeline import distill, load_teacher
 from dihkit.training.checkpoint import CheckpointError, load_model, model_entry, save_checkpoint
-from dihkit.training.loop import TrainConfig
+from dihkit.training.config import TrainConfig
 
 TEACHER = "resnet14"  # the smallest bundled teacher
 EXPECTED_TERMS = {

@@ -18,8 +18,9 @@ from dihkit.data.loader import BatchLoader
 from dihkit.errors import ConfigError
 from dihkit.runs.pipeline import build_distiller
 from dihkit.training.checkpoint import load_checkpoint
+from dihkit.training.config import TrainConfig
 from dihkit.training.distributed import scale_for_world, split_batch
-from dihkit.training.loop import TrainConfig, _make_optimizer, _make_scheduler
+from dihkit.training.loop import _make_optimizer, _make_scheduler
 from dihkit.training.target_cache import CachedTargetLoader, TargetCache
 
 REPO = Path(__file__).resolve().parent.parent

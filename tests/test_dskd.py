@@ -13,7 +13,7 @@ from dihkit.losses import adaptive_weights, equal_weights, per_sample_kd, weight
 from dihkit.methods import BuildContext, get_method, resolve_options
 from dihkit.models import build_model
 from dihkit.runs.pipeline import distill, load_teacher
-from dihkit.training.loop import TrainConfig
+from dihkit.training.config import TrainConfig
 
 
 def test_adaptive_weights_sum_to_one_per_sample_and_favour_the_larger_loss():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dihkit.runs.compare import RunRecord, comparison_table, run_comparison
-from dihkit.training.loop import TrainConfig
+from dihkit.training.config import TrainConfig
 
 
 def record(method: str, seed: int, best: float) -> RunRecord:

@@ -10,7 +10,8 @@ from dihkit.models import build_model
 from dihkit.nn.heads import Cohort, cohort_from_entry, mount_heads
 from dihkit.nn.taps import StageTaps
 from dihkit.teachers.head_training import HeadTraining
-from dihkit.training.loop import TrainConfig, fit
+from dihkit.training.config import TrainConfig
+from dihkit.training.loop import fit
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from dihkit.errors import ConfigError
 from dihkit.methods import BuildContext, get_method, resolve_options
 from dihkit.models import build_model
 from dihkit.runs.pipeline import distill, load_teacher, train_heads
-from dihkit.training.loop import TrainConfig
+from dihkit.training.config import TrainConfig
 
 
 def _mhkd(tiny, teacher="resnet14", **options):

@@ -116,12 +116,28 @@ def test_a_smoke_run_writes_every_result_and_a_rerun_reuses_them(tmp_path, capsy
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.pt")} == before
     assert json.loads((out / "results.json").read_text())["runs"] == rows
 
-    # changed settings never mix with the stored runs
+    # a damaged marker (a write cut short) means: not finished; the job resumes from last.pt
+    marker = out / "students" / "resnet8-resnet8" / "kd" / "seed-0" / "reproduce.json"
+    marker.write_text(marker.read_text()[:100])
+    logged.clear()
+    Runner(experiment, resolved, out, progress=False, log=logged.append).run()
+    assert any("reproduce.json is damaged" in line for line in logged), logged
+    assert sum("finished, reused" in line for line in logged) == len(jobs) - 1
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.pt")} == before  # nothing retrained
+    assert json.loads((out / "results.json").read_text())["runs"] == rows
+    (kd_row,) = [r for r in rows if r["folder"] == "students/resnet8-resnet8/kd/seed-0"]
+    restored = json.loads(marker.read_text())["result"]["test_acc_best"]
+    assert 100 * restored == pytest.approx(kd_row["test_pct_best"])
+
+    # changed settings never mix with the stored runs; the error names every changed setting
     changed = _experiment(tmp_path, tau=2.0)
-    with pytest.raises(ConfigError, match=r"kd/seed-0 holds a finished run with other settings"):
+    with pytest.raises(
+        ConfigError, match=r"kd/seed-0 holds a finished run with other settings"
+    ) as info:
         Runner(
             changed, resolve_profile(changed, "smoke"), out, progress=False, log=logged.append
         ).run()
+    assert "options.tau: 4.0 -> 2.0" in str(info.value)
 
 
 class _Stop(Exception):

@@ -4,6 +4,7 @@ with matching settings, and a diverging run stops with its last finite checkpoin
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -11,11 +12,12 @@ import pytest
 import torch
 
 from dihkit.cli.main import main
-from dihkit.errors import DivergenceError
+from dihkit.errors import CheckpointError, DivergenceError
 from dihkit.methods.ce import CrossEntropy
 from dihkit.models import build_model
-from dihkit.training.checkpoint import load_checkpoint
-from dihkit.training.loop import TrainConfig, fit
+from dihkit.training.checkpoint import load_checkpoint, save_checkpoint
+from dihkit.training.config import TrainConfig
+from dihkit.training.loop import fit
 from dihkit.training.run_folder import claim
 
 SMALL = ["--train-per-class", "10", "--batch-size", "50", "--val-fraction", "0.02",
@@ -77,6 +79,46 @@ def test_compare_reuses_a_run_only_when_its_settings_match(capsys, tmp_path):
 
     assert cli(capsys, *compare, "--lr", "0.05", "--overwrite", "--out", str(out))[0] == 0
     assert load_checkpoint(last)["config"]["lr"] == 0.05
+
+
+def test_compare_treats_a_damaged_summary_as_unfinished_never_a_traceback(capsys, tmp_path):
+    out = tmp_path / "grid"
+    compare = ["compare", "--methods", "ce", "--seeds", "0", "--student", "resnet8", *SMALL]
+    assert cli(capsys, *compare, "--out", str(out))[0] == 0
+    run = out / "ce" / "seed-0"
+    summary = (run / "summary.json").read_text()
+    written = (run / "last.pt").stat().st_mtime_ns
+
+    (run / "summary.json").write_text(summary[: len(summary) // 2])  # a write cut short
+    assert cli(capsys, *compare, "--out", str(out))[0] == 0  # resumed: no epoch left to train
+    assert (run / "last.pt").stat().st_mtime_ns == written
+    assert json.loads((run / "summary.json").read_text()) == json.loads(summary)
+
+    (run / "history.json").write_text("[{")
+    assert cli(capsys, *compare, "--overwrite", "--out", str(out))[0] == 0
+    assert (
+        json.loads((run / "summary.json").read_text())["identity"]
+        == json.loads(summary)["identity"]
+    )
+
+    (run / "summary.json").write_text("{")
+    (run / "last.pt").write_bytes(b"PK\x03\x04 half a checkpoint")
+    code, err = cli(capsys, *compare, "--out", str(out))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "cannot resume" in err and "--overwrite" in err
+
+
+def test_a_checkpoint_without_a_run_identity_is_refused_with_the_fix(tiny, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=100, device="cpu")
+    fit(CrossEntropy(build_model("resnet8", 10, 1)), tiny, config, out_dir=tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "last.pt")
+    del state["identity"]
+    save_checkpoint(tmp_path / "last.pt", state)
+    with pytest.raises(CheckpointError, match="records no run identity.*--overwrite"):
+        fit(
+            CrossEntropy(build_model("resnet8", 10, 1)), tiny, config, out_dir=tmp_path,
+            resume=True, progress=False,
+        )  # fmt: skip
 
 
 class BlowsUp(CrossEntropy):

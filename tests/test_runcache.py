@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 import dihkit.runs.pipeline as pipeline
+from dihkit.data.datasets import per_class_subset
 from dihkit.errors import ConfigError
-from dihkit.runs.cache import cached_run, identity_digest, run_identity
+from dihkit.runs.cache import cached_run
+from dihkit.runs.pipeline import distill_identity
 from dihkit.runs.profiles import resolve
-from dihkit.training.loop import TrainConfig
+from dihkit.training.checkpoint import load_checkpoint
+from dihkit.training.config import TrainConfig
+from dihkit.training.identity import identity_digest
 
 
 def test_a_finished_run_is_reused_and_a_changed_setting_is_a_new_run(tmp_path, monkeypatch):
@@ -44,21 +49,90 @@ def test_a_finished_run_is_reused_and_a_changed_setting_is_a_new_run(tmp_path, m
     assert identity["teacher_sha256"] and identity["options"] == {"alpha": 0.1, "tau": 4.0}
 
 
-def test_identity_covers_teacher_data_and_training_but_not_the_device():
-    config = TrainConfig(epochs=2)
-    base = run_identity("kd", "resnet14", "resnet8", {"train_per_class": 5}, config, {})
-    for changed in (
-        run_identity("kd", "resnet20", "resnet8", {"train_per_class": 5}, config, {}),
-        run_identity("kd", "resnet14", "resnet8", {"train_per_class": 6}, config, {}),
-        run_identity(
-            "kd", "resnet14", "resnet8", {"train_per_class": 5}, TrainConfig(epochs=3), {}
-        ),
-    ):
-        assert identity_digest(changed) != identity_digest(base)
-    same = run_identity(
-        "kd", "resnet14", "resnet8", {"train_per_class": 5}, TrainConfig(epochs=2, device="cpu"), {}
-    )
-    assert identity_digest(same) == identity_digest(base)
+def test_the_folder_digest_is_the_identity_fit_records(tmp_path):
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    run = cached_run(
+        "kd", teacher="resnet14", student="resnet8", config=config, train_per_class=5,
+        root=tmp_path,
+    )  # fmt: skip
+    folder = tmp_path / run.run_dir.split("/")[-1]
+    recorded = json.loads((folder / "summary.json").read_text())["identity"]
+    assert json.loads((folder / "identity.json").read_text()) == recorded
+    assert load_checkpoint(folder / "last.pt")["identity"] == recorded
+    assert folder.name.endswith(identity_digest(recorded))
+
+
+def test_identity_covers_teacher_data_and_training_but_not_the_device(tiny):
+    def digest(teacher="resnet14", data=tiny, config=None):
+        config = config or TrainConfig(epochs=2)
+        return identity_digest(distill_identity("kd", teacher, "resnet8", data, config, {}))
+
+    fewer = dataclasses.replace(tiny, train=per_class_subset(tiny.train, 20))
+    base = digest()
+    for changed in (digest(teacher="resnet20"), digest(data=fewer), digest(config=TrainConfig())):
+        assert changed != base
+    neutral = TrainConfig(epochs=2, device="cpu", eval_batch_size=10, compile=True)
+    assert digest(config=neutral) == base
+
+
+def _counting(monkeypatch) -> list[dict]:
+    calls = []
+    real = pipeline.distill
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "distill", counting)
+    return calls
+
+
+def _truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+@pytest.mark.parametrize(
+    "damaged", ["summary.json", "history.json", "identity.json", "assistant/history.json"]
+)
+def test_a_damaged_run_file_means_the_run_is_resumed_not_a_traceback(
+    tmp_path, monkeypatch, damaged
+):
+    calls = _counting(monkeypatch)
+    settings = dict(
+        teacher="resnet14", student="resnet8", train_per_class=5, root=tmp_path,
+        config=TrainConfig(epochs=1, batch_size=64, device="cpu"),
+        options={"assistant": "resnet8"},
+    )  # fmt: skip
+    first = cached_run("takd", **settings)
+    folder = tmp_path / first.run_dir.split("/")[-1]
+    last = (folder / "last.pt").stat().st_mtime_ns
+    _truncate(folder / damaged)
+    again = cached_run("takd", **settings)
+    assert len(calls) == 2  # run again: resumed from last.pt, which holds the finished epoch
+    assert (folder / "last.pt").stat().st_mtime_ns == last
+    assert again.run_dir == first.run_dir and again.test_acc_best == first.test_acc_best
+    assert again.history == first.history and again.seconds == first.seconds
+    for name in ("summary.json", "history.json", "identity.json", "assistant/history.json"):
+        json.loads((folder / name).read_text())
+    assert cached_run("takd", **settings).test_acc_best == first.test_acc_best
+    assert len(calls) == 2  # whole again: read back
+
+
+def test_a_run_with_a_damaged_checkpoint_starts_again_from_scratch(tmp_path, monkeypatch):
+    calls = _counting(monkeypatch)
+    settings = dict(
+        teacher="resnet14", student="resnet8", train_per_class=5, root=tmp_path,
+        config=TrainConfig(epochs=1, batch_size=64, device="cpu"),
+    )  # fmt: skip
+    first = cached_run("kd", **settings)
+    folder = tmp_path / first.run_dir.split("/")[-1]
+    _truncate(folder / "summary.json")
+    _truncate(folder / "best.pt")  # resuming would need it: the run cannot continue
+    again = cached_run("kd", **settings)
+    assert len(calls) == 2
+    assert again.test_acc_best == first.test_acc_best  # the same seed: the same run
+    assert load_checkpoint(folder / "best.pt")["epoch"] == 1
+    assert not list(folder.glob(".*.tmp"))
 
 
 def test_profiles_fill_defaults_and_reject_bad_values(monkeypatch):
@@ -67,7 +141,7 @@ def test_profiles_fill_defaults_and_reject_bad_values(monkeypatch):
     assert settings.epochs == 15 and settings.seeds == (3,) and settings.teacher == "resnet56"
     with pytest.raises(ConfigError, match="profile = 'lecture'.*smoke"):
         resolve("lecture")
-    with pytest.raises(ConfigError, match=r"epochs = 0 must be an integer in \[1, inf\]"):
+    with pytest.raises(ConfigError, match=r"epochs = 0 must be an integer in \[1, inf\)"):
         resolve("smoke", epochs=0)
     with pytest.raises(ConfigError, match="repeats a seed"):
         resolve("smoke", seeds=[0, 0])

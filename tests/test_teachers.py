@@ -7,8 +7,9 @@ import shutil
 import pytest
 
 import dihkit.teachers.bundled as teachers
+from dihkit.files import sha256_of
 from dihkit.runs.pipeline import cohort_accuracy, load_teacher
-from dihkit.teachers.bundled import bundled_path, read_manifest, sha256_of, teacher_names
+from dihkit.teachers.bundled import bundled_path, read_manifest, teacher_names
 from dihkit.training.checkpoint import CheckpointError
 
 MANIFEST = read_manifest()

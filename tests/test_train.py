@@ -12,7 +12,8 @@ from dihkit.methods.ce import CrossEntropy
 from dihkit.models import build_model
 from dihkit.runs.pipeline import train_model
 from dihkit.training.checkpoint import load_checkpoint, load_model
-from dihkit.training.loop import TrainConfig, fit
+from dihkit.training.config import TrainConfig
+from dihkit.training.loop import fit
 
 
 def test_short_training_run_on_fmnist_mini_is_far_above_chance(fmnist, tmp_path):

@@ -12,21 +12,44 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 
+from dihkit.data.datasets import Dataset
 from dihkit.errors import ConfigError
 from dihkit.methods.options import MethodOptions
+from dihkit.nn.heads import Cohort
 from dihkit.training.checkpoint import load_model_state, model_entry
-
-if TYPE_CHECKING:
-    from dihkit.data.datasets import Dataset
-    from dihkit.teachers.loading import Teacher
-    from dihkit.training.loop import FitResult, TrainConfig
+from dihkit.training.config import TrainConfig
+from dihkit.training.history import FitResult
+from dihkit.training.loop import fit
 
 REQUIREMENTS = ("teacher", "cohort")
+
+
+class TeacherLike(Protocol):
+    """What a method uses of a loaded teacher (:class:`dihkit.teachers.loading.Teacher`): the
+    frozen model, where it came from, and its saved head sets as cohorts."""
+
+    model: nn.Module
+    source: str
+
+    @property
+    def cohort(self) -> Cohort | None:
+        """The teacher with its primary trained heads, or None without heads."""
+        ...
+
+    def require_cohort(self, method: str) -> Cohort:
+        """The cohort, or a clear error naming ``method``."""
+        ...
+
+    def head_set(
+        self, kind: str, positions: Sequence[str] | None = None, width: int | None = None
+    ) -> Cohort | None:
+        """A cohort over the saved head set of ``kind`` at ``positions``, or None."""
+        ...
 
 
 class NoOptions(MethodOptions):
@@ -43,7 +66,7 @@ class BuildContext:
     """
 
     student: nn.Module
-    teacher: Teacher | None
+    teacher: TeacherLike | None
     data: Dataset
     config: TrainConfig
     out_dir: Path | None = None
@@ -56,8 +79,7 @@ class BuildContext:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        spec = self.data.spec
-        return (spec.in_channels, spec.image_size, spec.image_size)
+        return self.data.spec.input_shape
 
     @property
     def num_classes(self) -> int:
@@ -70,11 +92,10 @@ class BuildContext:
         config: TrainConfig,
         meta: dict[str, Any] | None = None,
     ) -> FitResult | None:
+        """Train stage ``name`` into ``out_dir/NAME`` (None: the hook was called instead)."""
         if self.stage_hook is not None:
             self.stage_hook(name, distiller, config)
             return None
-        from dihkit.training.loop import fit
-
         return fit(
             distiller,
             self.data,
@@ -89,7 +110,8 @@ class BuildContext:
 
 class Distiller(nn.Module):
     """Base class. Subclasses set ``summary``, ``Options`` and ``requires``, implement
-    :meth:`forward` and, if they need more than the student, :meth:`build`."""
+    :meth:`forward` and, if they need more than the student, :meth:`build`. A distiller is the
+    :class:`~dihkit.training.trainable.Trainable` that :func:`dihkit.training.loop.fit` trains."""
 
     method: ClassVar[str] = ""
     summary: ClassVar[str] = ""  # one line for `dihkit distill --help`
@@ -198,7 +220,7 @@ class Distiller(nn.Module):
             module.load_state_dict(state["extra"][name])
 
 
-def require_teacher(context: BuildContext, method: str) -> Teacher:
+def require_teacher(context: BuildContext, method: str) -> TeacherLike:
     """The context's teacher, or a clear error naming ``method``."""
     if context.teacher is None:
         raise ConfigError(f"method {method!r} needs a teacher (--teacher CKPT or bundled name)")
@@ -232,9 +254,3 @@ def parse_positions(
     if len(set(chosen)) != len(chosen):
         raise ConfigError(f"method {method!r}: option {option} = {text!r} repeats a position")
     return tuple(sorted(chosen, key=list(available).index))
-
-
-def no_grad_forward(module: nn.Module, images: Tensor) -> Any:
-    """A frozen module's forward pass in inference mode."""
-    with torch.no_grad():
-        return module(images)

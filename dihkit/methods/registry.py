@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from dihkit.errors import ConfigError
+from dihkit.methods.base import Distiller
 from dihkit.methods.options import MethodOptions, make_options
-
-if TYPE_CHECKING:
-    from dihkit.methods.base import Distiller
 
 _METHODS: dict[str, type[Distiller]] = {}
 
 
-def register(name: str):
+def register(name: str) -> Callable[[type[Distiller]], type[Distiller]]:
     """Class decorator: register a distiller as method ``name`` (also sets ``cls.method`` and
     its options class's method name, used in error messages)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dihkit.errors import ConfigError
 from dihkit.methods.base import BuildContext, require_teacher
 from dihkit.methods.kd import KnowledgeDistillation
 from dihkit.methods.options import MethodOptions, option
@@ -31,8 +32,6 @@ class AssistantKD(KnowledgeDistillation):
 
     @classmethod
     def build(cls, context: BuildContext, options: TAKDOptions) -> AssistantKD:
-        from dihkit.errors import ConfigError
-
         teacher = require_teacher(context, cls.method)
         if options.assistant is None:
             raise ConfigError("method 'takd' needs --assistant ARCH (e.g. resnet14 or resnet20)")

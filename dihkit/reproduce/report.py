@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dihkit.files import write_text_atomic
 from dihkit.reproduce.config import TEACHER_COLUMN, Experiment
 from dihkit.reproduce.plan import Job, Resolved
 
@@ -223,20 +223,15 @@ def _paired(experiment: Experiment, rows: Sequence[Mapping[str, Any]]) -> list[s
     return [*lines, ""]
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so readers see the old or the new."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_results(
+def write_report(
     out: Path,
     experiment: Experiment,
     resolved: Resolved,
     finished: Sequence[tuple[Job, Mapping[str, Any]]],
 ) -> list[dict[str, Any]]:
-    """Write results.json, results.csv and results.md into ``out``; returns the rows."""
+    """Write the experiment's report into ``out``: results.json and results.csv (one row per
+    finished run) and results.md (the tables beside the paper's numbers), each atomically;
+    returns the rows."""
     rows = run_rows(experiment, resolved, finished)
     write_text_atomic(
         out / "results.json",

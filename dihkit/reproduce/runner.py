@@ -28,62 +28,90 @@ from typing import Any
 
 from dihkit.data.datasets import Dataset, load_dataset, per_class_subset
 from dihkit.errors import ConfigError
+from dihkit.files import UnreadableFileError, read_json, write_json_atomic
 from dihkit.reproduce.config import Experiment
 from dihkit.reproduce.environment import environment_record
 from dihkit.reproduce.plan import Job, Resolved, plan_jobs
-from dihkit.reproduce.report import write_results, write_text_atomic
+from dihkit.reproduce.report import write_report
 from dihkit.runs.pipeline import distill, train_heads, train_model
 from dihkit.training import distributed
-from dihkit.training.loop import FitResult
+from dihkit.training.history import FitResult
+from dihkit.training.identity import identity_differences, train_settings, without_neutral
 from dihkit.training.runtime import resolve_device
 
 MARKER = "reproduce.json"
+SETTINGS = ("config", "teacher_training", "heads_training")  # a spec's training settings
+RESULT_KEYS = ("test_acc_best", "test_acc_last", "best_epoch", "best_val_acc")
 
 
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _settings(config: Any) -> dict[str, Any]:
-    """A training configuration without what cannot change the result (device, compile)."""
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("device", "compile")}
-
-
 def job_spec(job: Job, resolved: Resolved, experiment: Experiment) -> dict[str, Any]:
-    """Everything that decides a job's result, as JSON values (compared on a rerun)."""
+    """Everything that decides a job's result, as JSON values (compared on a rerun); its
+    training settings are those of a run's identity
+    (:func:`dihkit.training.identity.train_settings`)."""
     spec = dataclasses.asdict(job)
     spec.pop("pairs")  # which rows a run fills does not change it
-    spec["config"] = _settings(job.config)
+    spec["config"] = train_settings(job.config)
     data = dataclasses.asdict(resolved.data)
     data.pop("teacher_train_per_class" if job.kind == "student" else "train_per_class")
     spec["data"] = data
     if job.kind == "heads":
         spec["head_options"] = resolved.head_options
     if job.teacher is not None or job.kind == "heads":
-        spec["teacher_training"] = _settings(resolved.teacher)
+        spec["teacher_training"] = train_settings(resolved.teacher)
         if experiment.needs_heads:
-            spec["heads_training"] = {**_settings(resolved.heads), **resolved.head_options}
+            spec["heads_training"] = {**train_settings(resolved.heads), **resolved.head_options}
     return _plain(spec)
 
 
-def _finished(folder: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
-    """The stored result of a finished job with these settings; an error if the folder holds a
-    job with other settings; None if it has not finished."""
-    marker = folder / MARKER
-    if not marker.is_file():
+def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
+    """A stored spec as :func:`job_spec` writes it now: markers written before the one run
+    identity kept ``eval_batch_size`` among the training settings, which changes no result."""
+    return {
+        key: without_neutral(value) if key in SETTINGS and isinstance(value, dict) else value
+        for key, value in spec.items()
+    }
+
+
+def _well_formed(marker: Any) -> bool:
+    """Whether a marker read back holds a spec and a result with the numbers the report uses."""
+    if not isinstance(marker, dict):
+        return False
+    spec, result = marker.get("spec"), marker.get("result")
+    return (
+        isinstance(spec, dict)
+        and isinstance(result, dict)
+        and all(key in result for key in RESULT_KEYS)
+    )
+
+
+def finished_job(
+    folder: Path, spec: dict[str, Any], log: Callable[[str], None] = print
+) -> dict[str, Any] | None:
+    """The stored result of a finished job with these settings; a :class:`ConfigError` naming
+    every differing setting if the folder holds a job with other settings; None if it has not
+    finished, or if its marker is damaged (said through ``log``: the job runs again and
+    resumes from its ``last.pt``)."""
+    try:
+        stored = read_json(folder / MARKER)
+    except UnreadableFileError as exc:
+        if not exc.missing:
+            log(f"reproduce: {exc}; running that job again (it resumes from its last.pt)")
         return None
-    stored = json.loads(marker.read_text())
-    if stored.get("spec") != spec:
-        changed = sorted(
-            k
-            for k in set(spec) | set(stored.get("spec", {}))
-            if spec.get(k) != stored["spec"].get(k)
-        )
+    if not _well_formed(stored):
+        log(f"reproduce: {folder / MARKER} is damaged; running that job again")
+        return None
+    result = stored["result"]
+    changed = identity_differences(_comparable(stored["spec"]), spec)
+    if changed:
         raise ConfigError(
-            f"{folder} holds a finished run with other settings ({', '.join(changed)} differ); "
+            f"{folder} holds a finished run with other settings ({'; '.join(changed)}); "
             "use another --out folder for the new settings (no result is overwritten)"
         )
-    return stored["result"]
+    return result
 
 
 def _result_record(result: FitResult) -> dict[str, Any]:
@@ -173,15 +201,14 @@ class Runner:
         for number, job in enumerate(self.jobs, start=1):
             folder = self.out / job.folder
             spec = job_spec(job, self.resolved, self.experiment)
-            result = _finished(folder, spec)
+            result = finished_job(folder, spec, self.log)
             if result is None:
                 self.log(f"reproduce: [{number}/{len(self.jobs)}] {job.label} -> {folder}")
                 start = time.perf_counter()
                 result = _result_record(self._train(job, folder))
                 result["wall_seconds"] = time.perf_counter() - start
                 if distributed.is_main():
-                    marker = {"spec": spec, "result": result}
-                    write_text_atomic(folder / MARKER, json.dumps(marker, indent=1))
+                    write_json_atomic(folder / MARKER, {"spec": spec, "result": result})
             else:
                 self.log(f"reproduce: [{number}/{len(self.jobs)}] {job.label}: finished, reused")
             self.results[job.folder] = result
@@ -223,10 +250,10 @@ class Runner:
         finished = [
             (job, self.results[job.folder]) for job in self.jobs if job.folder in self.results
         ]
-        write_results(self.out, self.experiment, self.resolved, finished)
+        write_report(self.out, self.experiment, self.resolved, finished)
         record = environment_record(
             resolve_device(self.resolved.student.device),
             seeds=self.resolved.seeds,
             world_size=distributed.world_size(),
         )
-        write_text_atomic(self.out / "environment.json", json.dumps(record, indent=1))
+        write_json_atomic(self.out / "environment.json", record)

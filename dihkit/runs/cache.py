@@ -2,24 +2,41 @@
 
 Notebooks and the tour ask for runs by their settings; a run that was already done (by this
 notebook, another one, or an earlier execution of the sequence) is read back instead of trained
-again. A run's folder is ``ROOT/METHOD-STUDENT-seedN-DIGEST`` where ``DIGEST`` hashes its
-identity (:func:`run_identity`), so two different settings can never share a folder; an
-interrupted run resumes from its ``last.pt``.
+again. A run's folder is ``ROOT/METHOD-STUDENT-seedN-DIGEST`` where ``DIGEST`` hashes the run's
+identity, the one :func:`dihkit.training.loop.fit` records in the folder
+(:func:`dihkit.runs.pipeline.distill_identity`: the method and its options, the teacher's
+sha256, the student, the data's contents and the training settings), so two different settings
+can never share a folder.
+
+A run counts as done when its ``identity.json``, ``summary.json`` and histories (a stage's
+too) read back and carry that identity. A run whose files are missing or damaged (a write cut
+short) is run again: resumed from its ``last.pt`` when every checkpoint in the folder loads and
+``last.pt`` has this identity, started afresh (the folder's run files removed) otherwise.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dihkit.training.loop import RESUME_MAY_CHANGE, TrainConfig
+from dihkit.data.datasets import load_dataset
+from dihkit.errors import CheckpointError
+from dihkit.files import UnreadableFileError, read_json, write_json_atomic
+from dihkit.models import build_model, count_parameters
+from dihkit.runs import pipeline
+from dihkit.runs.compare import method_config
+from dihkit.training import run_folder
+from dihkit.training.checkpoint import load_checkpoint
+from dihkit.training.config import TrainConfig
+from dihkit.training.identity import identity_digest
 
 IDENTITY_FILE = "identity.json"
+SUMMARY_FILE, HISTORY_FILE = "summary.json", "history.json"
+CHECKPOINTS = ("last.pt", "best.pt", "*/last.pt", "*/best.pt")  # the run's and its stages'
+SUMMARY_KEYS = ("test_acc_best", "test_acc_last", "best_val_acc", "best_epoch")
 
 
 @dataclass
@@ -48,47 +65,48 @@ class RunSummary:
         return values
 
 
-def _teacher_identity(teacher: str | None) -> str | None:
-    if teacher is None:
+def _rows(history: Any) -> bool:
+    """Whether ``history`` reads as a run's history (a list of epoch rows with their time)."""
+    return isinstance(history, list) and all(
+        isinstance(row, dict) and isinstance(row.get("seconds"), int | float) for row in history
+    )
+
+
+def finished_run(
+    run_dir: Path, identity: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The summary and history of the finished run with ``identity`` in ``run_dir``; None if it
+    has not finished, holds another run, or any of its files is missing or damaged."""
+    try:
+        stored = read_json(run_dir / IDENTITY_FILE)
+        summary = read_json(run_dir / SUMMARY_FILE)
+        history = read_json(run_dir / HISTORY_FILE)
+        stages = [read_json(path) for path in sorted(run_dir.glob(f"*/{HISTORY_FILE}"))]
+    except UnreadableFileError:
         return None
-    from dihkit.teachers.bundled import resolve_checkpoint, sha256_of
-
-    return sha256_of(resolve_checkpoint(teacher))
-
-
-def run_identity(
-    method: str,
-    teacher: str | None,
-    student: str,
-    data_options: Mapping[str, Any],
-    config: TrainConfig,
-    options: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Every setting that changes a run's result, as plain JSON values: the method and its
-    resolved options, the teacher checkpoint's sha256, the student, the data options and the
-    training configuration (except settings that cannot change the result, such as the device)."""
-    train = {
-        k: list(v) if isinstance(v, tuple) else v
-        for k, v in dataclasses.asdict(config).items()
-        if k not in RESUME_MAY_CHANGE
-    }
-    if not config.cached_targets:  # a live-teacher run: identities from before the cache existed
-        train.pop("cached_targets")
-        train.pop("cache_seed")
-    return {
-        "method": method,
-        "options": dict(sorted(options.items())),
-        "teacher_sha256": _teacher_identity(teacher),
-        "student": student,
-        "data": dict(sorted(data_options.items())),
-        "train": train,
-    }
+    if stored != identity or not isinstance(summary, dict) or summary.get("identity") != identity:
+        return None
+    if any(key not in summary for key in SUMMARY_KEYS):
+        return None
+    if not (history and _rows(history) and all(_rows(stage) for stage in stages)):
+        return None
+    return summary, history
 
 
-def identity_digest(identity: Mapping[str, Any]) -> str:
-    """A short stable hash of an identity."""
-    text = json.dumps(identity, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+def resumable(run_dir: Path, identity: Mapping[str, Any]) -> bool:
+    """Whether the run in ``run_dir`` can continue from its ``last.pt``: every checkpoint of the
+    run and of its stages loads, and ``last.pt`` was written by a run with ``identity``."""
+    if not (run_dir / "last.pt").is_file():
+        return False
+    try:
+        states = {
+            path.relative_to(run_dir).as_posix(): load_checkpoint(path)
+            for pattern in CHECKPOINTS
+            for path in sorted(run_dir.glob(pattern))
+        }
+    except CheckpointError:
+        return False
+    return states["last.pt"].get("identity") == identity
 
 
 def cached_run(
@@ -109,55 +127,38 @@ def cached_run(
     """Return the finished run with these settings, training it first if it is not cached.
 
     ``options`` are the method's options (unset ones take the method's defaults and are part of
-    the identity). ``data`` may pass an already loaded dataset that matches ``dataset``,
-    ``train_per_class`` and ``val_fraction`` (to save loading it again).
+    the identity). ``data`` may pass an already loaded dataset (``dataset``,
+    ``train_per_class`` and ``val_fraction`` are then not used to load it again); its contents
+    are part of the identity either way.
     """
-    from dihkit.data.datasets import load_dataset
-    from dihkit.runs.compare import method_config
-    from dihkit.models import build_model, count_parameters
-    from dihkit.runs.pipeline import distill, resolve_options
-
-    resolved = resolve_options(method, options or {}).as_dict()
-    config = method_config(method, config, options=resolved)  # the cache only where usable
-    data_options = {
-        "dataset": dataset,
-        "train_per_class": train_per_class,
-        "val_fraction": val_fraction,
-    }
-    identity = run_identity(method, teacher, student, data_options, config, resolved)
-    run_dir = Path(root) / f"{method}-{student}-seed{config.seed}-{identity_digest(identity)}"
-    summary_path = run_dir / "summary.json"
-    identity_path = run_dir / IDENTITY_FILE
-    done = summary_path.is_file() and identity_path.is_file()
-    if done and json.loads(identity_path.read_text()) != json.loads(json.dumps(identity)):
-        done = False
-    if not done:
-        if data is None:
-            data = load_dataset(
-                dataset,
-                data_dir=data_dir,
-                train_per_class=train_per_class,
-                val_fraction=val_fraction,
-            )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        identity_path.write_text(json.dumps(identity, indent=1, default=str))
-        distill(
-            method,
-            teacher,
-            student,
-            data,
-            config,
-            resolved,
-            out_dir=run_dir,
-            resume=True,
-            progress=progress,
-            cache_root=Path(root) / "targets",
+    if data is None:
+        data = load_dataset(
+            dataset, data_dir=data_dir, train_per_class=train_per_class, val_fraction=val_fraction
         )
-    summary = json.loads(summary_path.read_text())
-    history = json.loads((run_dir / "history.json").read_text())
-    from dihkit.data.datasets import dataset_spec
-
-    spec = dataset_spec(dataset)
+    resolved = pipeline.resolve_options(method, options or {}).as_dict()
+    config = method_config(method, config, options=resolved)  # the cache only where usable
+    identity = pipeline.distill_identity(method, teacher, student, data, config, resolved)
+    run_dir = Path(root) / f"{method}-{student}-seed{config.seed}-{identity_digest(identity)}"
+    found = finished_run(run_dir, identity)
+    if found is None:
+        resume = resumable(run_dir, identity)
+        with run_folder.claim(run_dir, resume=resume, overwrite=not resume):
+            write_json_atomic(run_dir / IDENTITY_FILE, identity)
+            pipeline.distill(
+                method,
+                teacher,
+                student,
+                data,
+                config,
+                resolved,
+                out_dir=run_dir,
+                resume=True,
+                progress=progress,
+                cache_root=Path(root) / "targets",
+            )
+        found = read_json(run_dir / SUMMARY_FILE), read_json(run_dir / HISTORY_FILE)
+    summary, history = found
+    spec = data.spec
     return RunSummary(
         method=method,
         seed=config.seed,

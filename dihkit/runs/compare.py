@@ -3,19 +3,19 @@ student initialisation and the same data order, only the method varies)."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dihkit.training import run_folder
 from dihkit.data.datasets import Dataset
 from dihkit.errors import ConfigError
+from dihkit.files import UnreadableFileError, read_json
 from dihkit.methods import get_method, resolve_options
 from dihkit.runs.pipeline import distill, distill_identity
-from dihkit.training.loop import TrainConfig
+from dihkit.training import run_folder
+from dihkit.training.config import TrainConfig
 
 
 @dataclass
@@ -59,8 +59,9 @@ def run_comparison(
 ) -> list[RunRecord]:
     """Run every method with every seed into ``out_dir/METHOD/seed-N``. A finished run is read
     back from its ``summary.json`` only if it was run with exactly these settings (its identity,
-    :func:`dihkit.runs.pipeline.distill_identity`); an interrupted one resumes, and one run with other
-    settings is an error listing them (``overwrite`` runs it again instead). ``options`` maps a
+    :func:`dihkit.runs.pipeline.distill_identity`); an interrupted one, or one whose summary or
+    history is damaged, resumes from its ``last.pt``, and one run with other settings is an
+    error listing them (``overwrite`` runs it again instead). ``options`` maps a
     method to its own options (methods not listed take their defaults)."""
     _check_unique("seeds", seeds)
     _check_unique("methods", methods)
@@ -112,8 +113,9 @@ def _run_one(
     method_options = (options or {}).get(method)
     run_config = method_config(method, config, seed, method_options)
     identity = distill_identity(method, teacher, student, data, run_config, method_options)
-    stored = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    if overwrite or stored.get("identity") != identity:
+    stored = _stored_summary(summary_path)
+    history = _stored_history(run_dir) if stored.get("identity") == identity else None
+    if overwrite or history is None:  # not run, other settings, or damaged: (re)run or resume
         distill(
             method,
             teacher,
@@ -126,8 +128,7 @@ def _run_one(
             overwrite=overwrite,
             progress=progress,
         )
-        stored = json.loads(summary_path.read_text())
-    history = json.loads((run_dir / "history.json").read_text())
+        stored, history = read_json(summary_path), read_json(run_dir / "history.json")
     return RunRecord(
         method=method,
         seed=seed,
@@ -136,6 +137,26 @@ def _run_one(
         best_epoch=stored["best_epoch"],
         seconds=sum(row["seconds"] for row in history),
     )
+
+
+def _stored_summary(path: Path) -> dict[str, Any]:
+    """A finished run's summary; empty when there is none or it is damaged (a write cut short),
+    so the run counts as not finished and resumes from its ``last.pt``."""
+    try:
+        stored = read_json(path)
+    except UnreadableFileError:
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _stored_history(run_dir: Path) -> list[dict[str, Any]] | None:
+    """A finished run's history, or None when it is missing or damaged."""
+    try:
+        history = read_json(run_dir / "history.json")
+    except UnreadableFileError:
+        return None
+    rows = isinstance(history, list) and all(isinstance(r, dict) for r in history)
+    return history if rows and history else None
 
 
 def _mean_std(values: Sequence[float]) -> str:

@@ -38,6 +38,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from dihkit.files import UnreadableFileError, read_json, write_json_atomic
+from dihkit.runs.cache import cached_run
+
 RESULTS_FILE = "results.json"
 SCHEMA_VERSION = 1
 
@@ -65,7 +68,7 @@ def run_record(summary: Any, *, label: str | None = None, settings: Any = None) 
     stages = {}
     if record.get("run_dir"):
         for history in sorted(Path(record["run_dir"]).glob("*/history.json")):
-            rows = json.loads(history.read_text())
+            rows = read_json(history)
             stages[history.parent.name] = sum(row["seconds"] for row in rows)
     if stages:
         record["stage_seconds"] = stages
@@ -96,12 +99,7 @@ def write_results(
         "runs": records,
         "extra": extra,
     }
-    path = Path(out_dir) / notebook / RESULTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=_plain) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(Path(out_dir) / notebook / RESULTS_FILE, payload, default=_plain)
 
 
 def _plain(value: Any) -> Any:
@@ -120,8 +118,8 @@ def collect_results(out_dir: str | Path) -> list[dict[str, Any]]:
     found = []
     for path in sorted(Path(out_dir).glob(f"*/{RESULTS_FILE}")):
         try:
-            payload = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            payload = read_json(path)
+        except UnreadableFileError:
             continue
         if isinstance(payload, dict) and isinstance(payload.get("runs"), list):
             payload.setdefault("notebook", path.parent.name)
@@ -188,8 +186,6 @@ def run_grid(
     """Every spec at every seed of ``settings`` (seed by seed, so paired comparisons fill in
     first), through the run cache: runs already done are read back, the others trained. Returns
     results-file entries (:func:`run_record`) and logs one line per run."""
-    from dihkit.runs.cache import cached_run
-
     records = []
     for seed in settings.seeds:
         for spec in specs:

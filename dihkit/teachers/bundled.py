@@ -6,27 +6,18 @@ and its accuracies. Loading by name verifies the sha256 before reading the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 from dihkit.errors import ConfigError
+from dihkit.files import sha256_of
 from dihkit.resources import bundled
 from dihkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 TEACHER_DIR = bundled("data") / "teachers"
 MANIFEST = TEACHER_DIR / "manifest.json"
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(manifest: Path = MANIFEST) -> dict[str, dict[str, Any]]:
@@ -71,6 +62,14 @@ def resolve_checkpoint(source: str | Path) -> Path:
         f"teacher {str(source)!r} is neither a checkpoint file nor a bundled teacher; "
         f"bundled teachers: {', '.join(teacher_names()) or 'none'}"
     )
+
+
+def teacher_sha256(source: str | Path | None) -> str | None:
+    """sha256 of a teacher checkpoint (a path or a bundled name, verified), or None without a
+    teacher: the teacher's part of a run's identity."""
+    if source is None:
+        return None
+    return sha256_of(resolve_checkpoint(source))
 
 
 def check_teacher_name(name: str) -> str:

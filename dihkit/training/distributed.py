@@ -10,11 +10,14 @@ folders and write files from the start.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from dihkit.errors import ConfigError
 
@@ -92,6 +95,24 @@ def shutdown() -> None:
     """Leave the process group (at the end of a command)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` wrapped for DistributedDataParallel: the gradients of its trainable
+    parameters are averaged over the ranks. Frozen parameters (teachers, frozen heads) and all
+    buffers are left out of DDP's synchronisation (every rank holds the same frozen weights;
+    BatchNorm statistics stay per rank and rank 0's are the ones evaluated and saved)."""
+    ignored = [name for name, p in module.named_parameters() if not p.requires_grad]
+    ignored += [name for name, _ in module.named_buffers()]
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, ignored)
+    # No buffer sync before each forward (the flag was renamed in newer PyTorch releases).
+    names = inspect.signature(DistributedDataParallel).parameters
+    no_sync = {
+        "forward_sync_buffers" if "forward_sync_buffers" in names else "broadcast_buffers": False
+    }
+    return DistributedDataParallel(
+        module, device_ids=[device.index] if device.type == "cuda" else None, **no_sync
+    )
 
 
 def split_batch(config: Any, world: int) -> int:

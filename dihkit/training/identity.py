@@ -1,8 +1,11 @@
 """A run's identity: every setting that changes its result, as plain JSON values.
 
-A run folder's checkpoints and ``summary.json`` carry the identity of the run that wrote them;
-resuming, and reusing a finished run in ``compare``, require the same identity, and a mismatch is
-reported as every setting that differs, in one message.
+This is the one definition: a run folder's checkpoints and ``summary.json`` carry the identity
+of the run that wrote them; resuming (:mod:`dihkit.training.resume`), reusing a finished run in
+``compare``, the notebooks' run cache (whose folder names are a digest of it) and the markers
+of ``dihkit reproduce`` (:func:`train_settings`) all compare identities built here, and a
+mismatch is reported as every setting that differs, in one message
+(:func:`identity_differences`).
 """
 
 from __future__ import annotations
@@ -11,19 +14,31 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from dihkit.data.datasets import Dataset
+from dihkit.training.config import TrainConfig
 
-# training settings that do not alter the run (compile changes how, not what, is computed)
-RESUME_MAY_CHANGE = ("device", "eval_batch_size", "compile")
-NOT_IDENTITY = ("teacher",)  # meta entries that do not change a run (a path; its sha256 does)
+# Training settings that do not change a run's result (compile changes how, not what, is
+# computed); the one list every identity leaves out, so they may change on a resume.
+NEUTRAL_SETTINGS = ("device", "eval_batch_size", "compile")
+NEUTRAL_META = ("teacher",)  # meta entries that do not change a run (a path; its sha256 does)
 
 
 def _plain(value: Any) -> Any:
     """JSON round trip: tuples become lists, keys strings, so stored and fresh values compare."""
     return json.loads(json.dumps(value, default=str))
+
+
+def without_neutral(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` (a config's fields, e.g. as stored in an older file) without the
+    :data:`NEUTRAL_SETTINGS`."""
+    return {k: v for k, v in settings.items() if k not in NEUTRAL_SETTINGS}
+
+
+def train_settings(config: TrainConfig) -> dict[str, Any]:
+    """The settings of ``config`` that are part of a run's identity, as plain JSON values."""
+    return _plain(without_neutral(dataclasses.asdict(config)))
 
 
 def data_identity(data: Dataset) -> dict[str, Any]:
@@ -42,30 +57,32 @@ def data_identity(data: Dataset) -> dict[str, Any]:
     }
 
 
-def teacher_sha256(source: str | Path | None) -> str | None:
-    """sha256 of a teacher checkpoint (a path or a bundled name), or None without a teacher."""
-    if source is None:
-        return None
-    from dihkit.teachers.bundled import resolve_checkpoint, sha256_of
-
-    return sha256_of(resolve_checkpoint(source))
-
-
 def run_identity(
     method: str,
     student: str,
     data: Dataset,
-    config: Any,
+    config: TrainConfig,
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The identity of a run of ``method`` training ``student`` on ``data`` with ``config`` (a
-    :class:`dihkit.training.loop.TrainConfig`); ``meta`` adds method-specific settings (the method's
-    options, the teacher's sha256, head settings), except a teacher's path."""
-    train = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUME_MAY_CHANGE}
-    extra = {k: v for k, v in (meta or {}).items() if k not in NOT_IDENTITY}
+    """The identity of a run of ``method`` training ``student`` on ``data`` with ``config``;
+    ``meta`` adds method-specific settings (the method's options, the teacher's sha256, head
+    settings), except a teacher's path."""
+    extra = {k: v for k, v in (meta or {}).items() if k not in NEUTRAL_META}
     return _plain(
-        {"method": method, "student": student, "train": train, "data": data_identity(data), **extra}
+        {
+            "method": method,
+            "student": student,
+            "train": train_settings(config),
+            "data": data_identity(data),
+            **extra,
+        }
     )
+
+
+def identity_digest(identity: Mapping[str, Any]) -> str:
+    """A short stable hash of an identity (12 hex digits), e.g. for a folder name."""
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,15 +1,18 @@
 """The training loop shared by every method: SGD, a schedule, validation-based selection, resumable
-atomic checkpoints and a per-epoch history."""
+atomic checkpoints and a per-epoch history.
+
+The loop trains any :class:`~dihkit.training.trainable.Trainable` (every method's distiller);
+its settings are a :class:`~dihkit.training.config.TrainConfig`, its report a
+:class:`~dihkit.training.history.FitResult`, its resume check lives in
+:mod:`dihkit.training.resume` and its ``torchrun`` wrapper in :mod:`dihkit.training.distributed`.
+"""
 
 from __future__ import annotations
 
 import copy
-import inspect
-import json
 import math
-import numbers
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,177 +23,30 @@ from tqdm.auto import tqdm
 from dihkit.data.datasets import Dataset
 from dihkit.data.loader import BatchLoader
 from dihkit.errors import ConfigError, DivergenceError
-from dihkit.methods.base import Distiller
+from dihkit.files import write_json_atomic
 from dihkit.training import distributed, run_folder
-from dihkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from dihkit.training.checkpoint import save_checkpoint
+from dihkit.training.config import TrainConfig
 from dihkit.training.divergence import DivergenceWatch, check_finite_weights
 from dihkit.training.evaluation import evaluate, member_accuracy
-from dihkit.training.identity import RESUME_MAY_CHANGE, identity_differences, run_identity
+from dihkit.training.history import EpochRecord, FitResult
+from dihkit.training.identity import run_identity
+from dihkit.training.resume import BEST, LAST, kept_epoch, resume_run
 from dihkit.training.runtime import (
     autocast,
     compile_for_training,
     configure_device,
     resolve_device,
     rng_state,
-    set_rng_state,
     uses_channels_last,
 )
 from dihkit.training.target_cache import CachedTargetLoader, load_or_build
+from dihkit.training.trainable import Trainable
 
-SCHEDULES = ("cosine", "multistep")
-MAX_SEED = 2**63 - 1  # torch, NumPy and the loader's epoch seeds all take it
-
-
-def _check_number(
-    name: str,
-    value: Any,
-    *,
-    low: float,
-    high: float = math.inf,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    """A :class:`ConfigError` unless ``value`` is a finite real number within the bounds."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low)
-    ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        left, right = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
-        raise ConfigError(
-            f"{name} must be a finite number in {left}{low:g}, {high:g}{right}, got {value!r}"
-        )
+HISTORY_FILE, SUMMARY_FILE = "history.json", "summary.json"
 
 
-def _whole(value: Any) -> int:
-    """``value`` as an int if it is a whole number (``3`` or ``3.0``), else a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
-        raise ValueError(value)
-    return int(value)
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings. Defaults follow the DIH paper's recipe (SGD, Nesterov, momentum 0.9,
-    weight decay 5e-4), scaled down to a short run."""
-
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = True
-    schedule: str = "cosine"
-    milestones: tuple[int, ...] = ()  # multistep only; empty means 30%, 60% and 90% of the epochs
-    gamma: float = 0.1
-    augment: bool = True
-    seed: int = 0
-    device: str = "auto"
-    eval_batch_size: int = 1000
-    cached_targets: int = 0  # V > 0: train from V cached views per image (no teacher forward)
-    cache_seed: int = 0  # seeds the cached views; shared by runs of any training seed
-    compile: bool = False  # torch.compile the training step (same results, other kernels)
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.compile, bool):
-            raise ConfigError(f"compile must be True or False, got {self.compile!r}")
-        for name in ("cached_targets", "cache_seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(
-                    f"{name} must be a non-negative integer, got {value!r}"
-                    + ("; 0 trains with the live teacher" if name == "cached_targets" else "")
-                )
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        _check_number("gamma", self.gamma, low=0.0, low_open=True)
-        if (
-            isinstance(self.seed, bool)
-            or not isinstance(self.seed, int)
-            or not 0 <= self.seed <= MAX_SEED
-        ):
-            raise ConfigError(f"seed must be an integer in [0, 2**63 - 1], got {self.seed!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(
-                f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}"
-            )
-        try:
-            self.milestones = tuple(_whole(m) for m in self.milestones)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"milestones must be whole epoch numbers, got {self.milestones!r}"
-            ) from None
-        if any(m < 1 or m > self.epochs for m in self.milestones):
-            raise ConfigError(
-                f"milestones {self.milestones} must lie between 1 and epochs={self.epochs}"
-            )
-
-    def resolved_milestones(self) -> list[int]:
-        """The multistep milestones, defaulting to 30/60/90% of the run (60/120/180 of 200)."""
-        if self.milestones:
-            return sorted(self.milestones)
-        return sorted({max(1, round(self.epochs * f)) for f in (0.3, 0.6, 0.9)})
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Rebuild from :func:`dataclasses.asdict` output, ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-
-_CONFIG_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
-
-
-@dataclass
-class EpochRecord:
-    """One row of the training history."""
-
-    epoch: int
-    lr: float
-    train_loss: float
-    train_acc: float
-    val_acc: float
-    seconds: float
-    images_per_s: float
-    losses: dict[str, float] = field(default_factory=dict)
-    val_member_acc: list[float] = field(default_factory=list)
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` returns. Test accuracy is measured once, at the end, for the last-epoch
-    weights and for the validation-selected (best) weights."""
-
-    history: list[EpochRecord]
-    best_epoch: int
-    best_val_acc: float
-    test_acc_best: float
-    test_acc_last: float
-    test_member_acc_best: list[float] = field(default_factory=list)
-    out_dir: str | None = None
-
-    def table(self) -> str:
-        """The history as a fixed-width text table."""
-        return format_history(self.history)
-
-
-def format_history(history: list[EpochRecord]) -> str:
-    """Render a history as a small text table (one row per epoch)."""
-    header = f"{'epoch':>5} {'lr':>8} {'loss':>8} {'train%':>7} {'val%':>7} {'sec':>6} {'img/s':>7}"
-    rows = [header]
-    for r in history:
-        rows.append(
-            f"{r.epoch:>5} {r.lr:>8.4f} {r.train_loss:>8.4f} {100 * r.train_acc:>7.2f} "
-            f"{100 * r.val_acc:>7.2f} {r.seconds:>6.1f} {r.images_per_s:>7.0f}"
-        )
-    return "\n".join(rows)
-
-
-def _make_optimizer(distiller: Distiller, config: TrainConfig) -> torch.optim.Optimizer:
+def _make_optimizer(distiller: Trainable, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in distiller.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"{type(distiller).__name__} has no trainable parameters")
@@ -213,7 +69,7 @@ def _make_scheduler(
     )
 
 
-def _check_compatible(distiller: Distiller, data: Dataset) -> None:
+def _check_compatible(distiller: Trainable, data: Dataset) -> None:
     model = distiller.student
     if getattr(model, "in_channels", data.spec.in_channels) != data.spec.in_channels:
         raise ConfigError(
@@ -229,7 +85,7 @@ def _check_compatible(distiller: Distiller, data: Dataset) -> None:
 
 
 def _training_loader(
-    distiller: Distiller,
+    distiller: Trainable,
     data: Dataset,
     config: TrainConfig,
     device: torch.device,
@@ -272,7 +128,7 @@ def _training_loader(
 
 
 def fit(
-    distiller: Distiller,
+    distiller: Trainable,
     data: Dataset,
     config: TrainConfig | None = None,
     *,
@@ -286,8 +142,9 @@ def fit(
     """Train ``distiller`` on ``data.train``, select on ``data.val``, report on ``data.test``.
 
     Every step sums the named loss terms the distiller returns. With ``out_dir`` the run writes
-    ``last.pt`` after every epoch and ``best.pt`` whenever validation accuracy improves (both
-    atomically), plus ``history.json``; ``resume=True`` continues from ``last.pt`` and, on CPU,
+    ``last.pt`` after every epoch and ``best.pt`` whenever validation accuracy improves, plus
+    ``history.json`` and, at the end, ``summary.json`` (all through the atomic writer of
+    :mod:`dihkit.files`); ``resume=True`` continues from ``last.pt`` and, on CPU,
     ends with exactly the weights an uninterrupted run would have. On return the distiller holds
     the validation-selected weights.
 
@@ -297,11 +154,11 @@ def fit(
 
     The run folder is claimed first (:func:`dihkit.training.run_folder.claim`): a folder holding
     another run's files is refused unless ``resume`` or ``overwrite``, and a folder in use by
-    another process is refused. Resuming compares the run's identity
-    (:mod:`dihkit.training.identity`) with the
-    one ``last.pt`` was written by and reports every difference; ``resume`` without a ``last.pt``
-    starts from scratch. A non-finite loss stops the run with a :class:`DivergenceError`; no
-    non-finite weights are ever saved, so ``last.pt`` keeps the last finite epoch.
+    another process is refused. Resuming (:mod:`dihkit.training.resume`) compares the run's
+    identity (:mod:`dihkit.training.identity`) with the one ``last.pt`` was written by and
+    reports every difference; ``resume`` without a ``last.pt`` starts from scratch. A non-finite
+    loss stops the run with a :class:`DivergenceError`; no non-finite weights are ever saved, so
+    ``last.pt`` keeps the last finite epoch.
 
     Tensors a distiller reports through ``epoch_records`` are saved as
     ``records/epoch-NNN.pt`` in the run folder. With ``config.cached_targets`` the frozen
@@ -321,19 +178,11 @@ def fit(
                 cache_root=cache_root,
             )
         except DivergenceError as exc:
-            raise DivergenceError(f"{exc}; {_kept(out_dir)}") from None
-
-
-def _kept(out_dir: str | Path | None) -> str:
-    """Which epoch a diverged run's ``last.pt`` keeps."""
-    last = Path(out_dir) / "last.pt" if out_dir is not None else None
-    if last is None or not last.is_file():
-        return "no checkpoint was saved"
-    return f"{last} keeps epoch {load_checkpoint(last)['epoch']}, the last finite one"
+            raise DivergenceError(f"{exc}; {kept_epoch(out_dir)}") from None
 
 
 def _fit(
-    distiller: Distiller,
+    distiller: Trainable,
     data: Dataset,
     config: TrainConfig | None = None,
     *,
@@ -360,7 +209,7 @@ def _fit(
         distiller.to(memory_format=torch.channels_last)
     if config.compile:
         compile_for_training(distiller)
-    step_module = _data_parallel(distiller, device) if world > 1 else distiller
+    step_module = distributed.data_parallel(distiller, device) if world > 1 else distiller
     optimizer = _make_optimizer(distiller, config)
     scheduler = _make_scheduler(optimizer, config)
     loader = _training_loader(distiller, data, config, device, channels_last, progress, cache_root)
@@ -381,17 +230,12 @@ def _fit(
     if world > 1:  # per-rank BatchNorm statistics make it another run (absent for one process)
         base_payload["identity"]["world_size"] = world
 
-    if resume and out_path is not None and (out_path / "last.pt").is_file():
-        state = load_checkpoint(out_path / "last.pt")
-        _check_same_run(out_path / "last.pt", state, base_payload)
-        distiller.load_checkpoint_state(state)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        history = [EpochRecord(**row) for row in state["history"]]
-        start_epoch = state["epoch"]
-        best_epoch, best_val = state["best"]["epoch"], state["best"]["val_acc"]
-        best_state = load_checkpoint(out_path / "best.pt") if best_epoch else None
+    resumed = None
+    if resume and out_path is not None:
+        resumed = resume_run(out_path, distiller, optimizer, scheduler, base_payload["identity"])
+    if resumed is not None:
+        history, start_epoch = resumed.history, resumed.start_epoch
+        best_epoch, best_val, best_state = resumed.best_epoch, resumed.best_val, resumed.best_state
 
     def accuracy_on(split: str) -> Tensor:
         return evaluate(
@@ -437,9 +281,9 @@ def _fit(
         payload["best"] = {"epoch": best_epoch, "val_acc": best_val}
         if out_path is not None:
             if improved:
-                save_checkpoint(out_path / "best.pt", {**payload})
+                save_checkpoint(out_path / BEST, {**payload})
             save_checkpoint(
-                out_path / "last.pt",
+                out_path / LAST,
                 {
                     **payload,
                     "optimizer": optimizer.state_dict(),
@@ -447,7 +291,7 @@ def _fit(
                     "rng": rng_state(),
                 },
             )
-            (out_path / "history.json").write_text(json.dumps(payload["history"], indent=1))
+            write_json_atomic(out_path / HISTORY_FILE, payload["history"])
         records = distiller.epoch_records()
         if records and out_path is not None:
             save_checkpoint(out_path / "records" / f"epoch-{epoch + 1:03d}.pt", records)
@@ -472,59 +316,16 @@ def _fit(
         test_member_acc_best=[float(a) for a in best.reshape(-1)],
         out_dir=str(out_path) if out_path is not None else None,
     )
-    if out_path is not None:
+    if out_path is not None:  # the history again: a resumed run may have had no epoch left
+        write_json_atomic(out_path / HISTORY_FILE, [asdict(r) for r in history])
         summary = {k: v for k, v in asdict(result).items() if k != "history"}
         summary["identity"] = base_payload["identity"]
-        (out_path / "summary.json").write_text(json.dumps(summary, indent=1))
+        write_json_atomic(out_path / SUMMARY_FILE, summary)
     return distributed.broadcast(result)
 
 
-def _data_parallel(distiller: Distiller, device: torch.device) -> nn.Module:
-    """The distiller wrapped for DistributedDataParallel: the gradients of its trainable
-    parameters are averaged over the ranks. Frozen parameters (teachers, frozen heads) and all
-    buffers are left out of DDP's synchronisation (every rank holds the same frozen weights;
-    BatchNorm statistics stay per rank and rank 0's are the ones evaluated and saved)."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    ignored = [name for name, p in distiller.named_parameters() if not p.requires_grad]
-    ignored += [name for name, _ in distiller.named_buffers()]
-    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(distiller, ignored)
-    # No buffer sync before each forward (the flag was renamed in newer PyTorch releases).
-    names = inspect.signature(DistributedDataParallel).parameters
-    no_sync = {
-        "forward_sync_buffers" if "forward_sync_buffers" in names else "broadcast_buffers": False
-    }
-    return DistributedDataParallel(
-        distiller, device_ids=[device.index] if device.type == "cuda" else None, **no_sync
-    )
-
-
-def _check_same_run(path: Path, state: dict[str, Any], payload: dict[str, Any]) -> None:
-    """Refuse to resume ``path`` with settings other than the ones it was written with."""
-    if "identity" in state:
-        changed = identity_differences(state["identity"], payload["identity"])
-    else:  # written before run identities: compare what it holds
-        changed = [
-            f"{key}: {state.get(key)!r} -> {payload[key]!r}"
-            for key in ("method", "dataset")
-            if state.get(key) != payload[key]
-        ]
-        changed += [
-            f"{name}: {state['config'].get(name)!r} -> {value!r}"
-            for name, value in payload["config"].items()
-            if name not in RESUME_MAY_CHANGE
-            and state["config"].get(name, _CONFIG_DEFAULTS.get(name)) != value
-        ]
-    if changed:
-        raise CheckpointError(
-            f"cannot resume {path}: it was run with other settings ({'; '.join(changed)}); "
-            "rerun with the original settings, pass --overwrite to start again, or pick another "
-            "--out folder"
-        )
-
-
 def _train_one_epoch(
-    distiller: Distiller,
+    distiller: Trainable,
     step_module: nn.Module,
     loader: BatchLoader,
     optimizer: torch.optim.Optimizer,

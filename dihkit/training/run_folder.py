@@ -3,10 +3,10 @@
 :func:`claim` validates ``--out`` (not a file, not under a file, writable), refuses a folder that
 already holds files unless the run resumes or overwrites it, takes an exclusive ``flock`` on the
 folder itself (released when the process ends, however it ends) and removes the temporary files
-an earlier, killed run left behind. The owner's pid and host are written to ``.dihkit-owner`` so
-that a second run can say who holds the folder. Claims are re-entrant within a process: the
-pipeline claims a folder before loading a teacher, and :func:`dihkit.training.loop.fit` claims
-it again.
+of the atomic writer (:mod:`dihkit.files`) that an earlier, killed run left behind. The owner's
+pid and host are written to ``.dihkit-owner`` so that a second run can say who holds the
+folder. Claims are re-entrant within a process: the pipeline claims a folder before loading a
+teacher, and :func:`dihkit.training.loop.fit` claims it again.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dihkit.errors import ConfigError
+from dihkit.files import is_temporary, stray_temporaries
 from dihkit.training import distributed
 
 OWNER_FILE = ".dihkit-owner"
-TMP_SUFFIX = ".tmp"  # checkpoint.save_checkpoint writes ``.NAME.XXXX.tmp`` then renames it
 # What dihkit writes into a run folder; ``overwrite`` removes these (and nothing else).
 RUN_FILES = (
     "best.pt",
@@ -72,17 +72,14 @@ def check_writable_folder(path: str | Path) -> Path:
 
 def _contents(folder: Path) -> list[str]:
     """Entries that belong to some run (the owner file and stale temporaries do not count)."""
-    return sorted(
-        p.name
-        for p in folder.iterdir()
-        if p.name != OWNER_FILE and not (p.name.startswith(".") and p.name.endswith(TMP_SUFFIX))
-    )
+    return sorted(p.name for p in folder.iterdir() if p.name != OWNER_FILE and not is_temporary(p))
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete ``.*.tmp`` files under ``folder`` (left by a run killed mid-write); the caller
-    holds the folder's lock, so no live run is writing them."""
-    stale = [p for p in folder.rglob(f".*{TMP_SUFFIX}") if p.is_file()]
+    """Delete the temporary files of the atomic writer (:func:`dihkit.files.stray_temporaries`,
+    ``.NAME.XXXXXXXX.tmp``) under ``folder``, left by a run killed mid-write; the caller holds
+    the folder's lock, so no live run is writing them."""
+    stale = stray_temporaries(folder)
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

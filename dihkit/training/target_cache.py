@@ -11,8 +11,8 @@ student sees exactly the pixels the targets were computed for.
 A cache lives in ``ROOT/<digest>/`` where the digest covers everything its contents depend on
 (:func:`cache_key`): the frozen network's weights, the training split's pixels and labels, the
 augmentation settings, V, the seed, the device type and the storage dtype. ``targets.pt`` is
-written atomically and ``manifest.json`` (the key and the file's sha256) after it; a cache whose
-manifest or checksum does not match is rebuilt, never used.
+written atomically (:mod:`dihkit.files`) and ``manifest.json`` (the key and the file's sha256)
+after it; a cache whose manifest or checksum does not match is rebuilt, never used.
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,11 +35,16 @@ from tqdm.auto import tqdm
 from dihkit.data.datasets import Dataset, Split
 from dihkit.data.loader import BatchLoader, epoch_seed, random_crop_flip
 from dihkit.errors import ConfigError
-from dihkit.teachers.bundled import sha256_of
+from dihkit.files import (
+    UnreadableFileError,
+    read_json,
+    sha256_of,
+    stray_temporaries,
+    write_atomic,
+    write_json_atomic,
+)
 from dihkit.training.runtime import autocast
-
-if TYPE_CHECKING:
-    from dihkit.methods.base import Distiller
+from dihkit.training.trainable import TargetSource
 
 __all__ = [
     "CACHE_FORMAT",
@@ -105,11 +109,12 @@ class TargetCache:
 
 
 def state_digest(module: nn.Module) -> str:
-    """sha256 over a module's parameters and buffers (names, dtypes, shapes and values)."""
-    digest = hashlib.sha256(type(module).__name__.encode())
+    """sha256 of a module's state dict (every parameter and buffer: names, dtypes, shapes and
+    values, in name order). Equal digests mean bit-identical weights and BatchNorm statistics."""
+    digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
@@ -203,20 +208,6 @@ def build_targets(
     return torch.stack(all_targets), torch.stack(all_offsets), torch.stack(all_flips)
 
 
-def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a cache is shared like any output
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` so concurrent runs build one cache, not two."""
@@ -250,10 +241,10 @@ def read_cache(folder: Path, key: dict[str, Any]) -> TargetCache:
     if not manifest_path.is_file() or not targets_path.is_file():
         raise FileNotFoundError("no finished cache")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"unreadable manifest ({exc})") from exc
-    if manifest.get("key") != key:
+        manifest = read_json(manifest_path)
+    except UnreadableFileError as exc:
+        raise ValueError(f"unreadable manifest ({exc.problem})") from exc
+    if not isinstance(manifest, dict) or manifest.get("key") != key:
         raise ValueError("its key does not match these settings (stale)")
     if manifest.get("sha256") != sha256_of(targets_path):
         raise ValueError(f"{TARGETS_FILE} does not match its checksum (corrupted)")
@@ -271,19 +262,18 @@ def write_cache(folder: Path, cache: TargetCache) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST_FILE).unlink(missing_ok=True)  # an old manifest must never vouch for it
     payload = {"targets": cache.targets, "offsets": cache.offsets, "flips": cache.flips}
-    _write_atomic(folder / TARGETS_FILE, lambda handle: torch.save(payload, handle))
+    write_atomic(folder / TARGETS_FILE, lambda handle: torch.save(payload, handle))
     manifest = {
         "key": cache.key,
         "sha256": sha256_of(folder / TARGETS_FILE),
         "shape": list(cache.targets.shape),
         "build_seconds": round(cache.seconds, 3),
     }
-    text = json.dumps(manifest, indent=1).encode()
-    _write_atomic(folder / MANIFEST_FILE, lambda handle: handle.write(text))
+    write_json_atomic(folder / MANIFEST_FILE, manifest)
 
 
 def load_or_build(
-    distiller: Distiller,
+    distiller: TargetSource,
     data: Dataset,
     *,
     views: int,
@@ -320,6 +310,8 @@ def load_or_build(
     folder = Path(root if root is not None else default_cache_root()) / _digest(key)
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder):
+        for stale in stray_temporaries(folder):  # left by a build killed mid-write
+            stale.unlink(missing_ok=True)
         try:
             return read_cache(folder, key).to(device)
         except FileNotFoundError:
