@@ -189,7 +189,8 @@ def distill(
     student's initial weights depend only on ``config.seed``, so runs of different methods with
     the same seed start from the same student (paired comparisons). Multi-stage methods (FitNets,
     TAKD) train their earlier stage into ``out_dir/STAGE`` first. ``out_dir`` is claimed for the
-    whole run (see :func:`dihkit.training.run_folder.claim`); ``overwrite`` replaces an earlier run there.
+    whole run (see :func:`dihkit.training.run_folder.claim`); ``overwrite`` replaces an earlier
+    run there.
     With ``config.cached_targets`` the frozen teacher's outputs come from a target cache
     (:mod:`dihkit.training.target_cache`) in ``cache_root`` (default: ``$DIHKIT_TARGET_CACHE`` or
     ``runs/cache/targets``).
