@@ -8,7 +8,7 @@ PROFILE ?= classroom
 JS_DIR := $(VENV)/share/dihkit-js
 JS_STAMP := $(JS_DIR)/.fetched
 
-.PHONY: tour book js test test-browser lint format lab teachers benchmark clean
+.PHONY: tour book js test test-browser lint format lab teachers benchmark wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml
 # The offline book's JavaScript (require.js, the widgets HTML manager, MathJax), pinned npm
 # packages fetched once at install time; without them the book still works, minus widgets/math.
 $(JS_STAMP): | $(STAMP)
-	$(BIN)/python -m dihkit.book.tour.assets $(JS_DIR)
+	$(BIN)/python -m dihkit.book.assets $(JS_DIR)
 	touch $(JS_STAMP)
 
 js: $(STAMP)  # fetch the book's JavaScript again
-	$(BIN)/python -m dihkit.book.tour.assets $(JS_DIR) --force
+	$(BIN)/python -m dihkit.book.assets $(JS_DIR) --force
 	touch $(JS_STAMP)
 
 tour: $(STAMP) $(JS_STAMP)  # the sequence into runs/tour/, then runs/tour/book/index.html
@@ -59,5 +59,12 @@ teachers: $(STAMP)  # rebuild the bundled teachers (about 30 minutes on 2 CPU co
 benchmark: $(STAMP)
 	$(BIN)/dihkit benchmark --models resnet8 resnet20 resnet56
 
+# The wheel (dist/): the package with the embedded data, bundled teachers, experiment files and
+# notebooks under dihkit/bundle/ (setup.py copies them into the build folder); offline, no
+# build isolation. `pip install dist/dihkit-*.whl` then works without a checkout.
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --quiet -w dist .
+	@ls -l dist/*.whl
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache build dist dihkit/bundle

@@ -17,7 +17,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from dihkit.book import assets as book_assets
 from dihkit.book import tour as book
 from dihkit.book.html import add_plotly_html, write_book, write_page
+from dihkit.book.notebooks import copy_notebooks, notebook_files, results_folder
+from dihkit.cli.main import main
 from dihkit.errors import ConfigError
+from dihkit.resources import bundled
 from dihkit.viz import PLOTLY_MIMETYPE
 
 PARAMETERS = """\
@@ -363,3 +366,60 @@ def test_stored_outputs_of_another_profile_are_labelled_and_the_label_goes_away(
     assert sum(OUTPUTS_NOTE_TAG in c.metadata.get("tags", []) for c in again.cells) == 1
     cleared = label_stored_outputs(again, "classroom", "classroom")
     assert not any(OUTPUTS_NOTE_TAG in c.metadata.get("tags", []) for c in cleared.cells)
+
+
+def test_notebook_files_are_the_sequence_then_what_it_needs_beside_it():
+    names = [p.name for p in notebook_files()]
+    assert names[0] == "00_tour.ipynb" and names[-2:] == ["README.md", "nbval_sanitize.cfg"]
+    assert names[:-2] == sorted(p.name for p in bundled("notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_copy_notebooks_refuses_to_overwrite_unless_asked(tmp_path):
+    source = tmp_path / "source"
+    make_notebook(source, "00_first", figures=False)
+    make_notebook(source, "01_second", figures=False)
+    (source / "README.md").write_text("read me\n")
+    (source / "scratch.txt").write_text("not shipped\n")
+    dest = tmp_path / "course" / "notebooks"
+    copies = copy_notebooks(dest, source=source)
+    assert [p.name for p in copies] == ["00_first.ipynb", "01_second.ipynb", "README.md"]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "00_first.ipynb",
+        "01_second.ipynb",
+        "README.md",
+    ]
+    assert results_folder(dest) == (tmp_path / "course" / "runs").resolve()
+
+    (dest / "00_first.ipynb").write_text("edited")
+    (dest / "mine.ipynb").write_text("the user's")
+    with pytest.raises(
+        ConfigError, match=r"00_first\.ipynb already exists \(and 2 more.*--overwrite"
+    ):
+        copy_notebooks(dest, source=source)
+    assert (dest / "00_first.ipynb").read_text() == "edited"  # nothing copied
+    copy_notebooks(dest, source=source, overwrite=True)
+    assert nbformat.read(dest / "00_first.ipynb", as_version=4).cells
+    assert (dest / "mine.ipynb").read_text() == "the user's"  # other files left alone
+
+
+def test_copy_notebooks_into_a_file_or_from_an_empty_folder_is_a_config_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no notebooks"):
+        copy_notebooks(tmp_path / "dest", source=tmp_path / "empty")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="not a folder"):
+        copy_notebooks(tmp_path / "file")
+
+
+def test_notebooks_command_copies_the_bundled_sequence_once(tmp_path, capsys):
+    dest = tmp_path / "notebooks"
+    assert main(["notebooks", str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert "00_tour.ipynb" in out and str(tmp_path / "runs") in out
+    assert (dest / "00_tour.ipynb").read_bytes() == (
+        bundled("notebooks") / "00_tour.ipynb"
+    ).read_bytes()
+    assert main(["notebooks", str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "00_tour.ipynb already exists" in err and "--overwrite" in err
+    assert main(["notebooks", str(dest), "--overwrite"]) == 0

@@ -25,7 +25,16 @@ def test_help_lists_every_command():
         text=True,
         check=True,
     )
-    for command in ("train", "eval", "train-heads", "distill", "teachers", "tour", "quickstart"):
+    for command in (
+        "train",
+        "eval",
+        "train-heads",
+        "distill",
+        "teachers",
+        "tour",
+        "quickstart",
+        "notebooks",
+    ):
         assert command in result.stdout
 
 

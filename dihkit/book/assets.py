@@ -1,5 +1,5 @@
 """The JavaScript the offline HTML book needs, fetched once at install time (``make`` runs
-``python -m dihkit.book.tour.assets``), never while a book is written.
+``python -m dihkit.book.assets``), never while a book is written.
 
 nbconvert's HTML pages load require.js, the Jupyter widgets HTML manager and MathJax from CDNs.
 The book serves local copies instead: three pinned npm packages, fetched with ``npm pack``
@@ -149,7 +149,7 @@ def fetch(js_dir: str | Path | None = None, *, force: bool = False) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dihkit.book.tour.assets [DIR] [--force]``: fetch the book's JavaScript."""
+    """``python -m dihkit.book.assets [DIR] [--force]``: fetch the book's JavaScript."""
     args = list(sys.argv[1:] if argv is None else argv)
     force = "--force" in args
     args = [a for a in args if a != "--force"]

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from dihkit.book import assets as book_assets
+from dihkit.errors import ConfigError
+from dihkit.viz import PLOTLY_MIMETYPE, plotly_div
 
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 SEQUENCE_FILE = "sequence.json"
@@ -99,8 +101,6 @@ def add_plotly_html(nb: Any, *, replace: bool = False) -> int:
     plotly.js); returns how many were added. Recent plotly, run headless, emits only the JSON,
     which nbconvert's HTML would drop. With ``replace``, outputs that have one get it rendered
     again from their JSON too (an older kit's rendering may differ: it auto-played frames)."""
-    from dihkit.viz import PLOTLY_MIMETYPE, plotly_div
-
     added = 0
     for cell in nb.cells:
         for output in cell.get("outputs", []):
@@ -242,8 +242,6 @@ def write_book(
     executed_dir, book_dir = Path(executed_dir), Path(book_dir)
     notebooks = sorted(executed_dir.glob(NOTEBOOK_PATTERN))
     if not notebooks:
-        from dihkit.errors import ConfigError
-
         raise ConfigError(f"no executed notebooks (NN_*.ipynb) in {str(executed_dir)!r}")
     book_dir.mkdir(parents=True, exist_ok=True)
     urls = _copy_assets(book_dir, Path(js_dir) if js_dir is not None else None)
@@ -253,7 +251,8 @@ def write_book(
     if missing:
         print(
             f"dihkit book: no local copy of {', '.join(missing)}, so the pages leave those "
-            "scripts out (widgets and math stay unrendered); `make js` fetches them"
+            "scripts out (widgets and math stay unrendered); `make js` (a checkout) or "
+            "`python -m dihkit.book.assets` fetches them"
         )
     times = _wall_times(executed_dir)
     pages, profile = [], None

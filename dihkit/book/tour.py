@@ -27,7 +27,7 @@ from typing import Any
 
 from dihkit.book.html import NOTEBOOK_PATTERN, SEQUENCE_FILE, write_book
 from dihkit.errors import ConfigError, DihkitError
-from dihkit.resources import bundled
+from dihkit.resources import bundled, inside_package
 from dihkit.runs.profiles import PROFILE_NAMES, check_choice
 
 NOTEBOOKS_DIR = bundled("notebooks")
@@ -168,7 +168,8 @@ def run_sequence(
 ) -> list[NotebookRun]:
     """Execute the sequence (or the ``only`` prefixes) with papermill into ``out_dir``.
 
-    Each notebook runs with the notebooks folder as working directory and gets ``profile``,
+    Each notebook runs with the notebooks folder as working directory (``out_dir`` for those
+    inside an installed package, never written to) and gets ``profile``,
     ``out_dir`` (absolute: results land in ``out_dir/<notebook>/``) and ``cache_dir``
     (``out_dir/cache``), plus those of ``params`` its parameters cell declares. Wall times are
     merged into ``out_dir/sequence.json``. A notebook that fails stops the run with a
@@ -190,7 +191,8 @@ def run_sequence(
             declared = notebook_parameters(path)
             values = {k: v for k, v in run_values.items() if k in declared}
             output = out_dir / path.name
-            seconds = _execute(path, output, {**values, **assigned[path]}, path.parent)
+            cwd = out_dir if inside_package(path) else path.parent
+            seconds = _execute(path, output, {**values, **assigned[path]}, cwd)
             runs.append(NotebookRun(path.name, output, seconds))
             _record(out_dir, profile, assigned[path], runs[-1:])
             if progress:
@@ -273,6 +275,11 @@ def refresh_notebooks(
     from tqdm.auto import tqdm
 
     check_choice("profile", profile, PROFILE_NAMES)
+    if inside_package(notebooks_dir):
+        raise ConfigError(
+            f"refresh writes into {notebooks_dir}, inside the installed package; run it from a "
+            "repository checkout (make book)"
+        )
     notebooks = sequence_notebooks(only, notebooks_dir)
     runs = []
     with tempfile.TemporaryDirectory() as tmp, _profile_from_arguments():

@@ -14,9 +14,11 @@ from pathlib import Path
 
 from dihkit.bench.methods import format_method_benchmark, method_benchmark
 from dihkit.bench.throughput import measure_throughput
+from dihkit.book.notebooks import copy_notebooks, results_folder
 from dihkit.cli.method_flags import options_for
 from dihkit.data.datasets import Dataset, load_dataset
 from dihkit.errors import ConfigError
+from dihkit.resources import inside_package
 from dihkit.runs.compare import comparison_table, run_comparison
 from dihkit.runs.pipeline import (
     check_fits_data,
@@ -27,6 +29,7 @@ from dihkit.runs.pipeline import (
     train_model,
 )
 from dihkit.teachers.bundled import (
+    TEACHER_DIR,
     check_teacher_name,
     export_teacher,
     read_manifest,
@@ -35,8 +38,9 @@ from dihkit.teachers.bundled import (
 )
 from dihkit.training import distributed, run_folder
 from dihkit.training.checkpoint import load_checkpoint
+from dihkit.training.config import TrainConfig
 from dihkit.training.evaluation import evaluate
-from dihkit.training.loop import FitResult, TrainConfig
+from dihkit.training.history import FitResult
 
 
 def _owns_out(*, resume: bool | None = None, overwrite: bool | None = None) -> Callable:
@@ -292,7 +296,21 @@ def cmd_teachers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    copies = copy_notebooks(args.dest, overwrite=args.overwrite)
+    dest = Path(args.dest)
+    print(f"copied {len(copies)} files into {dest}: {', '.join(p.name for p in copies)}")
+    print(f"open them with: jupyter lab {dest}")
+    print(f"the notebooks record their results in {results_folder(dest)} (out_dir, cache_dir)")
+    return 0
+
+
 def cmd_export_teacher(args: argparse.Namespace) -> int:
+    if inside_package(TEACHER_DIR):
+        raise ConfigError(
+            f"export-teacher adds to the bundle in {TEACHER_DIR}, inside the installed package; "
+            "run it from a repository checkout"
+        )
     check_teacher_name(args.name)
     teacher = load_teacher(args.checkpoint)
     cohort = teacher.require_cohort("export-teacher")

@@ -1,11 +1,10 @@
 """The ``dihkit`` command line: train, eval, train-heads, distill, compare, benchmark,
-reproduce (the papers' tables), teachers, tour (the notebook sequence) and quickstart. Under
-``torchrun`` the commands that train run with DistributedDataParallel."""
+reproduce (the papers' tables), teachers, tour (the notebook sequence), notebooks (a copy of it)
+and quickstart. Under ``torchrun`` the commands that train run with DistributedDataParallel."""
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from dihkit.book.tour import add_tour_arguments, run_tour
+from dihkit.checks import describe_range, in_range
 from dihkit.cli import commands
 from dihkit.cli.method_flags import add_method_option_args, methods_epilog
 from dihkit.cli.reproduce import add_reproduce_arguments, cmd_reproduce
@@ -24,7 +24,7 @@ from dihkit.methods import method_names
 from dihkit.models import MODEL_NAMES
 from dihkit.nn.heads import ACTIVATIONS, HEAD_TYPES
 from dihkit.training import distributed
-from dihkit.training.loop import MAX_SEED, SCHEDULES
+from dihkit.training.config import MAX_SEED, SCHEDULES
 from dihkit.training.runtime import DEVICE_CHOICES
 
 
@@ -35,32 +35,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _number(text: str, low: float, high: float, low_open: bool, high_open: bool) -> float:
-    """A finite float within bounds, else an argparse error naming the value and the range."""
+def _number(
+    text: str,
+    low: float,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """A finite float within bounds (``high`` None: unbounded), else an argparse error naming the
+    value and the range."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    ok = math.isfinite(value) and (value > low if low_open else value >= low)
-    ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        left, right = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
-        raise argparse.ArgumentTypeError(
-            f"must be a finite number in {left}{low:g}, {high:g}{right}, got {text!r}"
-        )
+    if not in_range(value, low, high, low_open=low_open, high_open=high_open):
+        bounds = describe_range(low, high, low_open=low_open, high_open=high_open)
+        raise argparse.ArgumentTypeError(f"must be a finite number in {bounds}, got {text!r}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    return _number(text, 0.0, math.inf, low_open=True, high_open=False)
+    return _number(text, 0.0, low_open=True)
 
 
 def _non_negative_float(text: str) -> float:
-    return _number(text, 0.0, math.inf, low_open=False, high_open=False)
+    return _number(text, 0.0)
 
 
 def _fraction(text: str) -> float:
-    return _number(text, 0.0, 1.0, low_open=False, high_open=True)
+    return _number(text, 0.0, 1.0, high_open=True)
 
 
 def _seed(text: str) -> int:
@@ -300,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_tour_arguments(p)
     p.set_defaults(run=run_tour)
+
+    p = sub.add_parser(
+        "notebooks",
+        help="copy the notebook sequence into a folder, to open in your own JupyterLab",
+        description="Copy notebooks/NN_*.ipynb (with their README and nbval_sanitize.cfg) into "
+        "DEST. They record their results in DEST/../runs/ (their out_dir and cache_dir "
+        "parameters), as in the repository, where notebooks/ and runs/ sit side by side.",
+    )
+    p.add_argument("dest", metavar="DEST", help="folder for the copies (created if missing)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the sequence's files already in DEST"
+    )
+    p.set_defaults(run=commands.cmd_notebooks)
 
     p = sub.add_parser(
         "quickstart", help="a first look without Jupyter: bundled cohorts, then train a model"

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from dihkit.errors import DihkitError
-from dihkit.reproduce.config import PROFILES, experiment_names, load_experiment
+from dihkit.reproduce.config import RECIPE_PROFILES, experiment_names
 from dihkit.reproduce.estimate import estimate_jobs, estimate_record, format_estimate
+from dihkit.reproduce.loading import load_experiment
 from dihkit.reproduce.plan import plan_jobs, resolve_profile
 from dihkit.reproduce.runner import Runner
 from dihkit.training import distributed
@@ -23,7 +24,7 @@ def add_reproduce_arguments(
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     parser.add_argument(
         "--profile",
-        choices=PROFILES,
+        choices=RECIPE_PROFILES,
         default="classroom",
         help="paper: the published recipe and dataset (GPU expected); classroom: fmnist-mini, "
         "CPU minutes to an hour; smoke: seconds, for tests [classroom]",
