@@ -145,6 +145,14 @@ def test_every_package_says_what_it_holds(module):
     assert doc and len(doc) > 40, f"{module} needs a docstring saying what lives there"
 
 
+def test_every_folder_of_modules_is_a_regular_package():
+    folders = {p.parent for p in PACKAGE.rglob("*.py")}
+    missing = sorted(
+        str(f.relative_to(PACKAGE.parent)) for f in folders if not (f / "__init__.py").is_file()
+    )
+    assert not missing, f"folders without __init__.py (implicit namespace packages): {missing}"
+
+
 def test_no_module_over_400_lines():
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
