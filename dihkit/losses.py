@@ -14,6 +14,10 @@ from torch import Tensor
 
 from dihkit.errors import ConfigError
 
+# How a KD term and the cross-entropy are combined: (1 - alpha) CE + alpha KD (Hinton, DIH,
+# MHKD) or CE + alpha KD (DSKD).
+KD_WEIGHTINGS = ("convex", "sum")
+
 
 def check_tau(tau: float) -> float:
     """``tau`` if it is a finite positive number, else a :class:`ConfigError` naming it."""
@@ -56,12 +60,17 @@ def kd_loss(
     return kd_loss_from_probs(student_logits, softened(teacher_logits.detach(), tau), tau)
 
 
-def per_sample_kd(student_logits: Tensor, teacher_logits: Tensor, tau: float) -> Tensor:
-    """``tau^2 * KL(P_T^tau || P_S^tau)`` for each sample, ``[N]`` (Eq. 1 before the batch mean)."""
+def per_sample_kd(
+    student_logits: Tensor, teacher_logits: Tensor, tau: float, tau_squared: bool = True
+) -> Tensor:
+    """``tau^2 * KL(P_T^tau || P_S^tau)`` for each sample, ``[N]`` (Eq. 1 before the batch mean).
+
+    ``tau_squared=False`` drops Hinton's factor: ``KL(sigma(z_T / tau) || sigma(z_S / tau))`` as
+    the DSKD paper prints its Eq. 1-2 and 7 (at tau = 4 the value is 16 times smaller)."""
     teacher_probs = softened(teacher_logits.detach(), tau)
     student_log_probs = F.log_softmax(student_logits.float() / tau, dim=-1)
     kl = F.kl_div(student_log_probs, teacher_probs, reduction="none").sum(dim=-1)
-    return tau**2 * kl
+    return tau**2 * kl if tau_squared else kl
 
 
 def kd_student_loss(
@@ -70,14 +79,22 @@ def kd_student_loss(
     labels: Tensor,
     tau: float = 5.0,
     alpha: float = 0.1,
+    weighting: str = "convex",
 ) -> dict[str, Tensor]:
-    """DIH paper Eq. 2: ``alpha * L_kd + (1 - alpha) * CE`` with the CE at tau = 1.
+    """DIH paper Eq. 2: ``alpha * L_kd + (1 - alpha) * CE`` with the CE at tau = 1
+    (``weighting="convex"``, Hinton's form).
 
-    Returned as named terms (``kd``, ``ce``) whose sum is the loss.
+    ``weighting="sum"`` is the DSKD paper's form (its Eq. 9 and Sec. 4, "alpha = 1 ... for all
+    methods"): ``CE + alpha * L_kd``. Convex at alpha = 0.5 is half of sum at alpha = 1, which
+    under SGD with weight decay is *not* the same run at another learning rate (the weight
+    decay is not halved with it). Returned as named terms (``kd``, ``ce``) whose sum is the loss.
     """
+    if weighting not in KD_WEIGHTINGS:
+        raise ConfigError(f"weighting must be one of {', '.join(KD_WEIGHTINGS)}, got {weighting!r}")
+    ce_weight = 1 - alpha if weighting == "convex" else 1.0
     return {
         "kd": alpha * kd_loss(student_logits, teacher_logits, tau),
-        "ce": (1 - alpha) * F.cross_entropy(student_logits, labels),
+        "ce": ce_weight * F.cross_entropy(student_logits, labels),
     }
 
 
@@ -125,10 +142,11 @@ def hint_loss(student_hint: Tensor, teacher_hint: Tensor) -> Tensor:
     return F.mse_loss(student_hint.float(), teacher_hint.detach().float())
 
 
-def mutual_loss(logits: Tensor, peer_logits: Tensor) -> Tensor:
-    """Deep mutual learning (Zhang et al. 2018, Eq. 2/3): ``KL(p_peer || p)`` at tau = 1, with the
-    peer's prediction held constant."""
-    return kd_loss(logits, peer_logits, tau=1.0)
+def mutual_loss(logits: Tensor, peer_logits: Tensor, tau: float = 1.0) -> Tensor:
+    """Deep mutual learning (Zhang et al. 2018, Eq. 2/3): ``KL(p_peer || p)`` at tau = 1 (the
+    paper's), with the peer's prediction held constant. Another ``tau`` softens both sides and
+    multiplies by ``tau^2`` as :func:`kd_loss` does (at tau = 1 the factor is 1)."""
+    return kd_loss(logits, peer_logits, tau=tau)
 
 
 def one_head_kd_loss(
@@ -190,6 +208,7 @@ def ensemble_probs(cohort_logits: Tensor, tau: float) -> Tensor:
 
 
 __all__ = [
+    "KD_WEIGHTINGS",
     "adaptive_weights",
     "check_tau",
     "dih_loss",

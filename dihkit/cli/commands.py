@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from dihkit.book.notebooks import copy_notebooks, results_folder
 from dihkit.cli.method_flags import options_for
 from dihkit.data.datasets import Dataset, load_dataset
 from dihkit.errors import ConfigError
+from dihkit.methods import get_method
 from dihkit.resources import inside_package
 from dihkit.runs.compare import comparison_table, run_comparison
 from dihkit.runs.pipeline import (
@@ -84,6 +86,12 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:
+    if args.milestones and args.schedule != "multistep":  # TrainConfig keeps them, unused
+        shown = " ".join(map(str, args.milestones))
+        raise ConfigError(
+            f"--milestones {shown} only apply to --schedule multistep (this run uses "
+            f"--schedule {args.schedule}); add --schedule multistep or drop --milestones"
+        )
     return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -120,6 +128,11 @@ def _dataset_of(args: argparse.Namespace, checkpoint: str | None) -> Dataset:
 
 
 def _summary(result: FitResult, label: str) -> str:
+    if result.best_val_acc is None:  # no validation split: nothing was selected
+        return (
+            f"{label}: no validation split, last epoch {result.best_epoch} kept: "
+            f"test {100 * result.test_acc_last:.2f}%"
+        )
     return (
         f"{label}: best epoch {result.best_epoch} (val {100 * result.best_val_acc:.2f}%) "
         f"test {100 * result.test_acc_best:.2f}% | "
@@ -127,10 +140,15 @@ def _summary(result: FitResult, label: str) -> str:
     )
 
 
+def _percent(value: float | None) -> str:
+    """A 7-wide percentage column; ``-`` where there is no value (an empty split)."""
+    return f"{100 * value:>7.2f}" if value is not None and math.isfinite(value) else f"{'-':>7}"
+
+
 def _print_members(accuracy: dict[str, dict[str, float]]) -> None:
     print(f"{'member':<24} {'val%':>7} {'test%':>7}")
     for name, acc in accuracy.items():
-        print(f"{name:<24} {100 * acc['val']:>7.2f} {100 * acc['test']:>7.2f}")
+        print(f"{name:<24} {_percent(acc['val'])} {_percent(acc['test'])}")
 
 
 @_owns_out()
@@ -193,8 +211,18 @@ def cmd_train_heads(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_teacher_used(method: str, teacher: str | None) -> None:
+    """A single run refuses a teacher its method would ignore (``compare`` ignores it)."""
+    if teacher is not None and not get_method(method).requires:
+        raise ConfigError(
+            f"method {method!r} trains without a teacher, so --teacher {teacher} would be "
+            "ignored; drop --teacher"
+        )
+
+
 @_owns_out()
 def cmd_distill(args: argparse.Namespace) -> int:
+    _check_teacher_used(args.method, args.teacher)
     data = _dataset_of(args, args.teacher)
     options = options_for([args.method], args)[args.method]
     start = time.perf_counter()
@@ -210,7 +238,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(result.table())
-    print(_summary(result, f"{args.method} {args.teacher or ''} -> {args.student}"))
+    teacher = f"{args.teacher} -> " if args.teacher else ""  # a method without one: none
+    print(_summary(result, f"{args.method} {teacher}{args.student}"))
     print(f"wall time {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -346,7 +346,8 @@ def _stopped(exc: KeyboardInterrupt, args: argparse.Namespace) -> int:
     kept = ""
     if out is not None and (Path(out) / "last.pt").is_file():
         kept = f"; {Path(out) / 'last.pt'} holds the last finished epoch"
-    print(f"dihkit: {what}{kept}; rerun with --resume to continue", file=sys.stderr)
+    again = "rerun with --resume" if hasattr(args, "resume") else "run the same command again"
+    print(f"dihkit: {what}{kept}; {again} to continue", file=sys.stderr)
     return 143 if terminated else 130
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dihkit.losses import kd_loss
+from dihkit.losses import KD_WEIGHTINGS, kd_loss
 from dihkit.methods.base import BuildContext, Distiller, parse_positions
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
@@ -93,9 +93,16 @@ class BYOTOptions(MethodOptions):
     )
     alpha: float = option(
         0.1,
-        "weight of the KD terms; every classifier's CE gets 1 - alpha (common code: 0.1)",
+        "weight of the KD terms; every classifier's CE gets 1 - alpha under convex weighting, 1 "
+        "under sum (common code: 0.1, convex; DSKD Table 1: 1, sum)",
         low=0,
         high=1,
+    )
+    kd_weighting: str = option(
+        "convex",
+        "convex: (1 - alpha) CE + alpha tau^2 KL per classifier (common code); sum: CE + alpha "
+        "tau^2 KL (the DSKD paper's 'CE + alpha KD, alpha = 1 for all methods')",
+        choices=KD_WEIGHTINGS,
     )
     feature_weight: float = option(
         1e-6, "weight of the feature L2 terms (common code: 1e-6)", low=0
@@ -107,7 +114,12 @@ class BeYourOwnTeacher(ExitsDistiller):
     """BYOT self-distillation, as the widely used implementation does it: ``(1 - alpha) * sum of
     CE over all classifiers + alpha * sum_l tau^2 KL(p_deepest^tau || p_l^tau) + feature_weight *
     sum_l ||f_l - f_deepest||^2``, where the deepest classifier's softmax and pooled feature are
-    constants and the squared L2 is summed over the batch and the feature dimensions."""
+    constants and the squared L2 is summed over the batch and the feature dimensions.
+
+    The defaults (tau 3, alpha 0.1, convex) are that implementation's. The DSKD paper's Table 1
+    sets "alpha = 1 and tau = 4 for all methods" in ``CE + alpha * KD``: ``tau=4, alpha=1,
+    kd_weighting="sum"`` (every CE at weight 1; convex at alpha 1 would drop every CE). The
+    feature weight is not in the DSKD paper and stays at the implementation's 1e-6."""
 
     summary = "BYOT: shallow classifiers learn from the student's own deepest classifier"
     Options = BYOTOptions
@@ -119,6 +131,7 @@ class BeYourOwnTeacher(ExitsDistiller):
             options.alpha,
             options.feature_weight,
         )
+        self.ce_weight = 1 - options.alpha if options.kd_weighting == "convex" else 1.0
 
     @classmethod
     def build(cls, context: BuildContext, options: BYOTOptions) -> BeYourOwnTeacher:
@@ -129,10 +142,10 @@ class BeYourOwnTeacher(ExitsDistiller):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.student_exits(images)
         deepest_feature = out.feature.detach().float().mean(dim=(2, 3))
-        terms = {"ce": (1 - self.alpha) * F.cross_entropy(out.logits, labels)}
+        terms = {"ce": self.ce_weight * F.cross_entropy(out.logits, labels)}
         for j, (logits, feature) in enumerate(zip(out.exit_logits, out.exit_features, strict=True)):
             pooled = feature.float().mean(dim=(2, 3))
-            terms[f"exit{j + 1}_ce"] = (1 - self.alpha) * F.cross_entropy(logits, labels)
+            terms[f"exit{j + 1}_ce"] = self.ce_weight * F.cross_entropy(logits, labels)
             terms[f"exit{j + 1}_kd"] = self.alpha * kd_loss(logits, out.logits, self.tau)
             terms[f"exit{j + 1}_l2"] = self.feature_weight * (pooled - deepest_feature).pow(2).sum()
         return out.logits, terms

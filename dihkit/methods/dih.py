@@ -47,7 +47,13 @@ class _CohortDistiller(Distiller):
 
 @register("dih")
 class IntermediateHeads(_CohortDistiller):
-    """DIH: distil from every member of the cohort, Eq. 4 averaged, plus CE (Eq. 5)."""
+    """DIH: distil from every member of the cohort, Eq. 4 averaged, plus CE (Eq. 5).
+
+    The cohort's heads are built where the teacher's heads are trained (``dihkit train-heads
+    --activation``, an experiment file's ``[heads] activation``), not here. The paper's heads
+    (Eq. 3) are ``g(W a + b)`` with a non-linear g; the kit's default heads have no g
+    (``activation = "none"``, a flagged departure kept for the bundled heads and committed
+    numbers); ``activation = "relu"`` is the paper's form (:mod:`dihkit.nn.heads`)."""
 
     summary = "DIH: KD from the teacher and its intermediate heads (the k+1 cohort), Eq. 4-5"
     Options = DIHOptions

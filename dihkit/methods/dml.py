@@ -19,12 +19,21 @@ class DMLOptions(MethodOptions):
     peer: str | None = option(
         None, "architecture of the peer (default: the teacher's)", choices=MODEL_NAMES
     )
+    tau: float = option(
+        1.0,
+        "temperature of the mutual KL (Zhang et al. and the DIH authors' code: 1; tau^2 x KL "
+        "as in KD when it is not 1)",
+        low=0,
+        low_open=True,
+    )
 
 
 @register("dml")
 class MutualLearning(Distiller):
     """The student and a peer, both trained from scratch, each learn from the labels and from
-    the other's predictions (``CE + KL(p_other || p_self)`` at tau = 1).
+    the other's predictions (``CE + KL(p_other || p_self)`` at tau = 1, the ``tau`` option's
+    default; DML is in no DSKD table, so the DSKD paper's "tau = 4 for all methods" does not
+    apply to it).
 
     Following the DIH paper's Table 3 the peer has the teacher's architecture; its trained
     weights are not used. Update rule: both networks take one *simultaneous* SGD step per
@@ -38,15 +47,17 @@ class MutualLearning(Distiller):
     Options = DMLOptions
     requires = ("teacher",)
 
-    def __init__(self, student: nn.Module, peer: nn.Module) -> None:
+    def __init__(self, student: nn.Module, peer: nn.Module, tau: float = 1.0) -> None:
         super().__init__(student)
         self.peer = peer
+        self.tau = tau
 
     @classmethod
     def build(cls, context: BuildContext, options: DMLOptions) -> MutualLearning:
         arch = options.peer or require_teacher(context, cls.method).model.arch
         spec = context.data.spec
-        return cls(context.student, build_model(arch, spec.num_classes, spec.in_channels))
+        peer = build_model(arch, spec.num_classes, spec.in_channels)
+        return cls(context.student, peer, options.tau)
 
     def extra_modules(self) -> dict[str, nn.Module]:
         return {"peer": self.peer}
@@ -58,7 +69,7 @@ class MutualLearning(Distiller):
         peer_logits = self.peer(images)
         return logits, {
             "ce": F.cross_entropy(logits, labels),
-            "kl": mutual_loss(logits, peer_logits),
+            "kl": mutual_loss(logits, peer_logits, self.tau),
             "peer_ce": F.cross_entropy(peer_logits, labels),
-            "peer_kl": mutual_loss(peer_logits, logits),
+            "peer_kl": mutual_loss(peer_logits, logits, self.tau),
         }

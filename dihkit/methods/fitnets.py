@@ -106,9 +106,14 @@ class FitNetsOptions(MethodOptions):
 
 @register("fitnets")
 class FitNets(KnowledgeDistillation):
-    """Stage 1 (:class:`HintStage`, its own cosine schedule, into ``OUT/hint``), then stage 2:
-    KD over the full schedule (``--epochs``), as in the FitNets paper and the DIH paper's
-    footnote (40 hint epochs, then 200 KD epochs)."""
+    """Stage 1 (:class:`HintStage`, into ``OUT/hint``), then stage 2: KD over the full schedule
+    (``--epochs``), as in the FitNets paper and the DIH paper's footnote 7 (40 hint epochs, then
+    200 KD epochs).
+
+    The hint stage runs the run's own schedule over ``hint_epochs``, restarted from the initial
+    learning rate, with the run's milestones dropped: under ``multistep`` (the papers' recipes)
+    it decays at the default 30/60/90 % of the hint epochs (12/24/36 of 40), under ``cosine`` it
+    anneals over the hint epochs. The papers do not give the hint stage's schedule."""
 
     summary = "FitNets: a hint stage (regress the teacher's middle stage), then the full KD run"
     Options = FitNetsOptions

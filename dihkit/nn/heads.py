@@ -2,6 +2,11 @@
 
 A cohort is a frozen teacher plus k heads mounted at its stage outputs; one forward pass of the
 backbone yields all k+1 sets of logits.
+
+Departure from the DIH paper, flagged: its Eq. 3 is ``z_h = g(W a + b)`` with a non-linear g
+("e.g., Relu"); every head here defaults to ``activation="none"``, i.e. without g (the bundled
+teachers' heads and the committed numbers were trained so). ``activation="relu"`` is the paper's
+form.
 """
 
 from __future__ import annotations
@@ -20,14 +25,17 @@ ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
 def _activation(name: str) -> list[nn.Module]:
-    """The optional non-linearity g of Eq. 3 as a (possibly empty) list of layers."""
+    """The non-linearity g of Eq. 3 as a (possibly empty) list of layers ("none": no g, the
+    kit's default and a departure from the paper, which has one)."""
     layer = ACTIVATIONS[name]
     return [] if layer is None else [layer()]
 
 
 class LinearHead(nn.Sequential):
     """DIH paper Eq. 3: ``z_h = g(W a_i + b)`` on the flattened activation, ``(N_i + 1) * C``
-    parameters. ``activation`` is the optional non-linearity g ("none", "relu" or "tanh")."""
+    parameters. ``activation`` is the non-linearity g ("none", "relu" or "tanh"). The paper
+    has a g ("e.g., Relu"); the default "none" drops it (a departure, kept so the bundled heads
+    and committed numbers stay as they are): pass "relu" for the paper's form."""
 
     def __init__(self, feature_shape: Sequence[int], num_classes: int, activation: str = "none"):
         layers: list[nn.Module] = [nn.Flatten(), nn.Linear(_numel(feature_shape), num_classes)]
@@ -196,7 +204,8 @@ def mount_heads(
     width: int = 256,
 ) -> Cohort:
     """Mount one new head of type ``kind`` at each position (default: the teacher's named stage
-    outputs, the DIH paper's mounting positions) and return the cohort.
+    outputs, the DIH paper's mounting positions) and return the cohort. ``activation`` is Eq. 3's
+    g; the default "none" leaves it out (the paper's form is "relu").
 
     ``input_shape`` is one image's (C, H, W): heads are sized from the activations it produces.
     """

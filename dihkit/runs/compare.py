@@ -13,7 +13,7 @@ from dihkit.data.datasets import Dataset
 from dihkit.errors import ConfigError
 from dihkit.files import UnreadableFileError, read_json
 from dihkit.methods import get_method, resolve_options
-from dihkit.runs.pipeline import distill, distill_identity
+from dihkit.runs.pipeline import check_distill, distill, distill_identity
 from dihkit.training import run_folder
 from dihkit.training.config import TrainConfig
 
@@ -62,9 +62,17 @@ def run_comparison(
     :func:`dihkit.runs.pipeline.distill_identity`); an interrupted one, or one whose summary or
     history is damaged, resumes from its ``last.pt``, and one run with other settings is an
     error listing them (``overwrite`` runs it again instead). ``options`` maps a
-    method to its own options (methods not listed take their defaults)."""
+    method to its own options (methods not listed take their defaults).
+
+    Every method is checked first (:func:`dihkit.runs.pipeline.check_distill`: its options, its
+    teacher, the batch size), so a grid that cannot finish fails before its first run. Methods
+    that train without a teacher (``ce``) ignore ``teacher``."""
     _check_unique("seeds", seeds)
     _check_unique("methods", methods)
+    for method in methods:
+        method_options = (options or {}).get(method)
+        run_config = method_config(method, config, options=method_options)
+        check_distill(method, teacher, student, data, run_config, method_options)
     records = []
     with run_folder.claim(out_dir, resume=True):
         for seed in seeds:

@@ -6,7 +6,7 @@ depends on a method's name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from dihkit.teachers.loading import Teacher, check_fits_data, load_teacher
 from dihkit.training import run_folder
 from dihkit.training.config import TrainConfig
 from dihkit.training.evaluation import evaluate
+from dihkit.training.fits import check_batch_fits
 from dihkit.training.history import FitResult
 from dihkit.training.identity import run_identity
 from dihkit.training.loop import fit
@@ -32,6 +33,7 @@ from dihkit.training.runtime import seed_everything
 __all__ = [
     "Teacher",
     "build_distiller",
+    "check_distill",
     "check_fits_data",
     "cohort_accuracy",
     "distill",
@@ -119,8 +121,11 @@ def cohort_accuracy(
     """Validation and test accuracy of each cohort member: ``{member: {"val": .., "test": ..}}``."""
     result: dict[str, dict[str, float]] = {name: {} for name in cohort.member_names}
     for split_name in ("val", "test"):
-        acc = evaluate(cohort, data, split_name, device=device)
-        for name, value in zip(cohort.member_names, acc.reshape(-1).tolist(), strict=True):
+        if len(getattr(data, split_name)) == 0:  # no validation split: NaN for every member
+            values = [float("nan")] * len(cohort.member_names)
+        else:
+            values = evaluate(cohort, data, split_name, device=device).reshape(-1).tolist()
+        for name, value in zip(cohort.member_names, values, strict=True):
             result[name][split_name] = value
     return result
 
@@ -137,10 +142,12 @@ def build_distiller(
     resume: bool = False,
     progress: bool = True,
     cache_root: str | Path | None = None,
+    stage_hook: Callable[[str, Distiller, TrainConfig], None] | None = None,
 ) -> tuple[Distiller, MethodOptions]:
     """The distiller ``method`` builds for this run (a fresh student seeded by ``config.seed``,
     the loaded teacher when the method ``requires`` one), with its resolved options. Multi-stage
-    methods (FitNets, TAKD) train their earlier stage into ``out_dir/STAGE`` here."""
+    methods (FitNets, TAKD) train their earlier stage into ``out_dir/STAGE`` here (with
+    ``stage_hook``, the hook is called instead)."""
     method_class = get_method(method)
     resolved = resolve_options(method, options)
     teacher: Teacher | None = None
@@ -163,8 +170,39 @@ def build_distiller(
         progress=progress,
         cache_root=Path(cache_root) if cache_root is not None else None,
         stage_meta={"teacher_sha256": teacher_sha256(teacher_source if teacher else None)},
+        stage_hook=stage_hook,
     )
     return method_class.build(context, resolved), resolved
+
+
+def _skip_stage(name: str, distiller: Distiller, config: TrainConfig) -> None:
+    """A stage hook that trains nothing (:func:`check_distill` builds, never trains)."""
+
+
+def check_distill(
+    method: str,
+    teacher_source: str | Path | None,
+    student_arch: str,
+    data: Dataset,
+    config: TrainConfig,
+    options: Mapping[str, Any] | MethodOptions | None = None,
+) -> MethodOptions:
+    """Refuse now what :func:`distill` with these arguments would refuse later, without training
+    or writing anything: the batch against the training split, the method's options, its teacher
+    (and cohort) requirements and everything its ``build`` checks, earlier stages included
+    (they are built, not trained). ``compare`` checks every method so before its first run."""
+    check_batch_fits(config, data)
+    _, resolved = build_distiller(
+        method,
+        teacher_source,
+        student_arch,
+        data,
+        config,
+        options,
+        progress=False,
+        stage_hook=_skip_stage,
+    )
+    return resolved
 
 
 def distill(
@@ -195,6 +233,7 @@ def distill(
     (:mod:`dihkit.training.target_cache`) in ``cache_root`` (default: ``$DIHKIT_TARGET_CACHE`` or
     ``runs/cache/targets``).
     """
+    check_batch_fits(config, data)  # before an earlier stage trains, or the folder is claimed
     with run_folder.claim(out_dir, resume=resume, overwrite=overwrite):
         distiller, resolved = build_distiller(
             method,
@@ -225,11 +264,12 @@ def _distill_meta(
     method: str, teacher_source: str | Path | None, options: MethodOptions
 ) -> dict[str, Any]:
     """What a distillation run records besides the training settings: the teacher (its sha256
-    is part of the run's identity, for methods that use a teacher) and the resolved options."""
-    uses_teacher = bool(get_method(method).requires) and teacher_source is not None
+    is part of the run's identity) for methods that use one, and the resolved options. A method
+    without a teacher records none (``compare`` passes its one ``--teacher`` to every method)."""
+    used = teacher_source if get_method(method).requires else None
     return {
-        "teacher": str(teacher_source) if teacher_source is not None else None,
-        "teacher_sha256": teacher_sha256(teacher_source) if uses_teacher else None,
+        "teacher": str(used) if used is not None else None,
+        "teacher_sha256": teacher_sha256(used),
         "options": options.as_dict(),
     }
 

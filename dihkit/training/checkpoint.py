@@ -1,7 +1,17 @@
-"""Checkpoints: atomic writes, safe loading (``weights_only=True``) and clear errors on mismatch."""
+"""Checkpoints: atomic writes, safe loading (``weights_only=True``), a digest of the contents
+verified on every load, and clear errors on mismatch.
+
+Every checkpoint :func:`save_checkpoint` writes carries ``state_sha256``, a sha256 over all it
+holds (every tensor's dtype, shape and bytes, and the plain values, in a fixed key order), so a
+flipped bit anywhere in the file, tensor data included, is refused on load. Files written before
+the digest existed (version 1) are refused too, except the bundled teachers, which are verified
+by their file's sha256 in ``data/teachers/manifest.json``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,11 +21,15 @@ import torch
 from torch import nn
 
 from dihkit.errors import CheckpointError
-from dihkit.files import write_atomic
+from dihkit.files import sha256_of, write_atomic
 from dihkit.models import MODEL_NAMES, build_model
+from dihkit.resources import bundled
 
 FORMAT = "dihkit-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: carries DIGEST_KEY; 1: no digest (only the bundled teachers are read)
+LEGACY_VERSION = 1
+DIGEST_KEY = "state_sha256"
+_RERUN = "re-run the command that wrote it (with --overwrite) or point to another checkpoint"
 
 
 def model_entry(model: nn.Module) -> dict[str, Any]:
@@ -31,16 +45,79 @@ def model_entry(model: nn.Module) -> dict[str, Any]:
     }
 
 
+def _feed(digest: Any, value: Any) -> None:
+    """Add ``value`` to ``digest`` in a form that does not depend on how it was stored: mappings
+    in sorted key order, lists and tuples alike, tensors as dtype, shape and bytes."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{value.dtype}{tuple(value.shape)}:".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, Mapping):
+        digest.update(f"D{len(value)}:".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, str(k))):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, list | tuple):
+        digest.update(f"L{len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, float):
+        digest.update(f"float:{value.hex()};".encode())
+    else:  # None, bool, int, str, bytes and the few torch values weights_only reads
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def state_sha256(payload: Mapping[str, Any]) -> str:
+    """The digest a checkpoint stores of its contents (everything but the digest itself)."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in payload.items() if k != DIGEST_KEY})
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` with ``torch.save`` through the one atomic writer
     (:func:`dihkit.files.write_atomic`): an interruption leaves either the old checkpoint or the
-    new one, never half a file."""
-    payload = {"format": FORMAT, "version": VERSION, **payload}
+    new one, never half a file. The file records :func:`state_sha256` of its contents."""
+    payload = {**payload, "format": FORMAT, "version": VERSION}
+    payload.pop(DIGEST_KEY, None)  # a payload read back from another checkpoint
+    payload[DIGEST_KEY] = state_sha256(payload)
     return write_atomic(path, lambda handle: torch.save(payload, handle))
 
 
+def _bundled_teacher_digests() -> set[str]:
+    """The file sha256s of the bundled teachers (their manifest), which vouch for them."""
+    try:
+        manifest = json.loads((bundled("data") / "teachers" / "manifest.json").read_text())
+        return {str(entry["sha256"]) for entry in manifest["teachers"].values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def _verify(path: Path, payload: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose contents do not match the digest stored in it."""
+    if payload.get("version") == LEGACY_VERSION and DIGEST_KEY not in payload:
+        if sha256_of(path) in _bundled_teacher_digests():  # a bundled teacher, byte for byte
+            return
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was written by an older dihkit, without the digest that "
+            f"detects damage, so it cannot be verified; {_RERUN}"
+        )
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has checkpoint version {payload.get('version')!r}; "
+            f"this dihkit reads version {VERSION}"
+        )
+    stored = payload.pop(DIGEST_KEY, None)
+    if not isinstance(stored, str) or stored != state_sha256(payload):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is damaged: its contents do not match the digest stored "
+            f"when it was written (a flipped bit, a bad copy or an edit); {_RERUN}"
+        )
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a dihkit checkpoint with ``torch.load(..., weights_only=True)``."""
+    """Load a dihkit checkpoint with ``torch.load(..., weights_only=True)`` and verify its
+    digest (:func:`state_sha256`); the payload comes back without the digest."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist (a folder or a typo?)")
@@ -56,18 +133,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             ) from None
         raise CheckpointError(
             f"checkpoint {str(path)!r} is corrupted or not a PyTorch file ({type(exc).__name__}); "
-            "re-run the command that wrote it or point to another checkpoint"
+            f"{_RERUN}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
             f"{str(path)!r} is not a dihkit checkpoint (written by `dihkit train`, "
             "`dihkit train-heads` or `dihkit distill`)"
         )
-    if payload.get("version") != VERSION:
-        raise CheckpointError(
-            f"{str(path)!r} has checkpoint version {payload.get('version')!r}; "
-            f"this dihkit reads version {VERSION}"
-        )
+    _verify(path, payload)
     return payload
 
 

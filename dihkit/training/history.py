@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -23,11 +24,12 @@ class EpochRecord:
 @dataclass
 class FitResult:
     """What :func:`dihkit.training.loop.fit` returns. Test accuracy is measured once, at the end,
-    for the last-epoch weights and for the validation-selected (best) weights."""
+    for the last-epoch weights and for the validation-selected (best) weights. Without a
+    validation split the last epoch is the selected one and ``best_val_acc`` is None."""
 
     history: list[EpochRecord]
     best_epoch: int
-    best_val_acc: float
+    best_val_acc: float | None  # None: no validation split (the last epoch is kept)
     test_acc_best: float
     test_acc_last: float
     test_member_acc_best: list[float] = field(default_factory=list)
@@ -43,8 +45,9 @@ def format_history(history: list[EpochRecord]) -> str:
     header = f"{'epoch':>5} {'lr':>8} {'loss':>8} {'train%':>7} {'val%':>7} {'sec':>6} {'img/s':>7}"
     rows = [header]
     for r in history:
+        val = f"{100 * r.val_acc:>7.2f}" if math.isfinite(r.val_acc) else f"{'-':>7}"  # no val
         rows.append(
             f"{r.epoch:>5} {r.lr:>8.4f} {r.train_loss:>8.4f} {100 * r.train_acc:>7.2f} "
-            f"{100 * r.val_acc:>7.2f} {r.seconds:>6.1f} {r.images_per_s:>7.0f}"
+            f"{val} {r.seconds:>6.1f} {r.images_per_s:>7.0f}"
         )
     return "\n".join(rows)

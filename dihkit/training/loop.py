@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +30,7 @@ from dihkit.training.checkpoint import save_checkpoint
 from dihkit.training.config import TrainConfig
 from dihkit.training.divergence import DivergenceWatch, check_finite_weights
 from dihkit.training.evaluation import evaluate, member_accuracy
+from dihkit.training.fits import NO_VALIDATION, check_batch_fits, check_compatible
 from dihkit.training.history import EpochRecord, FitResult
 from dihkit.training.identity import run_identity
 from dihkit.training.resume import BEST, LAST, kept_epoch, resume_run
@@ -67,21 +69,6 @@ def _make_scheduler(
     return torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=config.resolved_milestones(), gamma=config.gamma
     )
-
-
-def _check_compatible(distiller: Trainable, data: Dataset) -> None:
-    model = distiller.student
-    if getattr(model, "in_channels", data.spec.in_channels) != data.spec.in_channels:
-        raise ConfigError(
-            f"model {getattr(model, 'arch', '?')} takes in_channels={model.in_channels} but "
-            f"{data.spec.name} images have {data.spec.in_channels} channel(s); "
-            f"build the model with in_channels={data.spec.in_channels}"
-        )
-    if getattr(model, "num_classes", data.spec.num_classes) != data.spec.num_classes:
-        raise ConfigError(
-            f"model has num_classes={model.num_classes} but {data.spec.name} has "
-            f"{data.spec.num_classes} classes; build it with num_classes={data.spec.num_classes}"
-        )
 
 
 def _training_loader(
@@ -194,7 +181,9 @@ def _fit(
 ) -> FitResult:
     """The body of :func:`fit`, inside the claimed run folder."""
     config = config or TrainConfig()
-    _check_compatible(distiller, data)
+    check_compatible(distiller, data)
+    check_batch_fits(config, data)
+    validated = len(data.val) > 0  # without a validation split the last epoch is selected
     main = distributed.is_main()
     world = distributed.world_size() if distributed.active() else 1
     if world > 1 and main:  # also checks that the global batch splits evenly
@@ -235,7 +224,11 @@ def _fit(
         resumed = resume_run(out_path, distiller, optimizer, scheduler, base_payload["identity"])
     if resumed is not None:
         history, start_epoch = resumed.history, resumed.start_epoch
-        best_epoch, best_val, best_state = resumed.best_epoch, resumed.best_val, resumed.best_state
+        best_epoch, best_state = resumed.best_epoch, resumed.best_state
+        kept = _finite_or_none(resumed.best_val)
+        best_val = -math.inf if kept is None else kept
+    if not validated and main and start_epoch < config.epochs:
+        tqdm.write(f"dihkit: {NO_VALIDATION}", file=sys.stderr)
 
     def accuracy_on(split: str) -> Tensor:
         return evaluate(
@@ -260,11 +253,13 @@ def _fit(
             distiller.clear_records()
             distributed.barrier()
             continue
-        member_acc = accuracy_on("val")
-        record.val_member_acc = [float(a) for a in member_acc.reshape(-1)]
-        record.val_acc = float(member_acc.mean())
+        if validated:
+            member_acc = accuracy_on("val")
+            record.val_member_acc = [float(a) for a in member_acc.reshape(-1)]
+            record.val_acc = float(member_acc.mean())
         history.append(record)
-        epochs.set_postfix(loss=f"{record.train_loss:.3f}", val=f"{100 * record.val_acc:.2f}%")
+        shown = f"{100 * record.val_acc:.2f}%" if validated else "-"
+        epochs.set_postfix(loss=f"{record.train_loss:.3f}", val=shown)
 
         payload = {
             **base_payload,
@@ -273,12 +268,12 @@ def _fit(
             "history": [asdict(r) for r in history],
         }
         # With no validation data (val_fraction=0), the last epoch is the selected one.
-        improved = record.val_acc > best_val or math.isnan(record.val_acc)
+        improved = not validated or record.val_acc > best_val
         improved = improved or not getattr(distiller, "select_best", True)
         if improved:
-            best_epoch, best_val = epoch + 1, record.val_acc
+            best_epoch, best_val = epoch + 1, record.val_acc if validated else -math.inf
             best_state = copy.deepcopy(payload)
-        payload["best"] = {"epoch": best_epoch, "val_acc": best_val}
+        payload["best"] = {"epoch": best_epoch, "val_acc": _finite_or_none(best_val)}
         if out_path is not None:
             if improved:
                 save_checkpoint(out_path / BEST, {**payload})
@@ -310,7 +305,7 @@ def _fit(
     result = FitResult(
         history=history,
         best_epoch=best_epoch,
-        best_val_acc=float(best_val),
+        best_val_acc=_finite_or_none(best_val),  # None: no validation split
         test_acc_best=float(best.mean()),
         test_acc_last=float(last.mean()),
         test_member_acc_best=[float(a) for a in best.reshape(-1)],
@@ -322,6 +317,11 @@ def _fit(
         summary["identity"] = base_payload["identity"]
         write_json_atomic(out_path / SUMMARY_FILE, summary)
     return distributed.broadcast(result)
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """A validation accuracy, or None where there is none (no validation split)."""
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _train_one_epoch(

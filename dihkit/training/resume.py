@@ -45,7 +45,7 @@ class ResumePoint:
     start_epoch: int
     history: list[EpochRecord]
     best_epoch: int
-    best_val: float
+    best_val: float | None  # None: the run has no validation split
     best_state: dict[str, Any] | None
 
 
