@@ -200,7 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True, help="checkpoint path or bundled teacher name")
     p.add_argument("--head", choices=HEAD_TYPES, default="linear")
     p.add_argument("--positions", nargs="*", help="mounting positions (default: stage outputs)")
-    p.add_argument("--activation", choices=tuple(ACTIVATIONS), default="none")
+    p.add_argument(
+        "--activation",
+        choices=tuple(ACTIVATIONS),
+        default="none",
+        help="the non-linearity g of DIH Eq. 3 on each head's logits; the paper names relu, the "
+        "bundled heads have none (default)",
+    )
     p.add_argument("--width", type=_positive_int, default=256, help="conv head width")
     _add_data_args(p, default=None)
     _add_train_args(p, epochs=10, lr=0.002)
