@@ -6,6 +6,13 @@ so it defines ``window.Plotly``); require.js, the widgets HTML manager and MathJ
 local copies in :mod:`dihkit.book.assets` (copied into ``_static/``) or are left out; the
 MermaidJS loader (a CDN import) is dropped. Plotly outputs that carry only the plotly JSON get
 their ``text/html`` rendering added, and saved widget state is kept, so widgets render.
+
+The book never shows an outdated page as if it were current: the sequence's ``sequence.json``
+records each notebook's state in the latest tour (see :func:`dihkit.book.tour.run_sequence`),
+and a page whose notebook failed there (its executed copy shows the failing cell), or that the
+tour did not reach because an earlier notebook failed (its page is from an earlier run), opens
+with a note saying so and is marked in the index. Pages whose executed notebook is gone are
+removed. Pages and the index are written atomically.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 
 from dihkit.book import assets as book_assets
 from dihkit.errors import ConfigError
+from dihkit.files import write_text_atomic
 from dihkit.viz import PLOTLY_MIMETYPE, plotly_div
 
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
@@ -94,6 +102,7 @@ class BookPage:
     page: Path
     title: str
     seconds: float | None
+    state: str = ""  # "" (current), "failed" or "stale" (see the module docstring)
 
 
 def add_plotly_html(nb: Any, *, replace: bool = False) -> int:
@@ -130,15 +139,47 @@ def notebook_title(nb: Any, fallback: str) -> str:
     return fallback
 
 
-def _wall_times(executed_dir: Path) -> dict[str, float]:
-    path = executed_dir / SEQUENCE_FILE
+def sequence_entries(executed_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Each notebook's entry in ``executed_dir/sequence.json`` (``seconds``, ``params`` and,
+    from a tour that failed, ``state`` with ``error`` or ``stopped_at``); empty without one."""
+    path = Path(executed_dir) / SEQUENCE_FILE
     if not path.is_file():
         return {}
     try:
         entries = json.loads(path.read_text()).get("notebooks", {})
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError, AttributeError):
         return {}
-    return {name: float(entry["seconds"]) for name, entry in entries.items()}
+    return (
+        {k: v for k, v in entries.items() if isinstance(v, dict)}
+        if isinstance(entries, dict)
+        else {}
+    )
+
+
+def _seconds(entry: Mapping[str, Any]) -> float | None:
+    try:
+        return float(entry["seconds"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def state_note(entry: Mapping[str, Any]) -> str:
+    """The note a page opens with when its notebook is not current: failed in the latest tour,
+    or not reached by it (an earlier notebook failed); empty for a current page."""
+    state = entry.get("state")
+    if state == "failed":
+        return (
+            "> **This notebook failed in the latest run of the tour**, so this page shows the "
+            "run up to the failing cell, not finished results: "
+            f"{entry.get('error', 'see the failing cell below')}. Fix it and run the tour again."
+        )
+    if state == "stale":
+        return (
+            "> **This page is from an earlier run.** The latest run of the tour stopped at "
+            f"{entry.get('stopped_at', 'an earlier notebook')}, which failed, before reaching "
+            "this notebook."
+        )
+    return ""
 
 
 def _copy_assets(book_dir: Path, js_dir: Path | None) -> dict[str, str]:
@@ -189,7 +230,7 @@ def write_page(nb: Any, page: Path, urls: Mapping[str, str]) -> Path:
         "metadata": {"name": page.stem},
     }
     body, _ = _exporter(urls).from_notebook_node(nb, resources=resources)
-    page.write_text(body, encoding="utf-8")
+    write_text_atomic(page, body)
     return page
 
 
@@ -202,9 +243,14 @@ def _format_seconds(seconds: float | None) -> str:
 
 def write_index(book_dir: Path, pages: list[BookPage], profile: str | None = None) -> Path:
     """``index.html``: a table of the pages with each notebook's wall time."""
+    states = {
+        "failed": " <b>(failed in the latest run)</b>",
+        "stale": " <b>(from an earlier run)</b>",
+    }
     rows = "\n".join(
-        f'<tr><td><a href="{html.escape(p.page.name)}">{html.escape(p.title)}</a></td>'
-        f"<td>{html.escape(p.notebook)}</td><td>{_format_seconds(p.seconds)}</td></tr>"
+        f'<tr><td><a href="{html.escape(p.page.name)}">{html.escape(p.title)}</a>'
+        f"{states.get(p.state, '')}</td><td>{html.escape(p.notebook)}</td>"
+        f"<td>{_format_seconds(p.seconds)}</td></tr>"
         for p in pages
     )
     total = sum(p.seconds for p in pages if p.seconds is not None)
@@ -227,7 +273,7 @@ td, th {{ border-bottom: 1px solid #ddd; padding: 0.4rem 0.6rem; text-align: lef
 </body></html>
 """
     index = book_dir / "index.html"
-    index.write_text(text, encoding="utf-8")
+    write_text_atomic(index, text)
     return index
 
 
@@ -254,16 +300,34 @@ def write_book(
             "scripts out (widgets and math stay unrendered); `make js` (a checkout) or "
             "`python -m dihkit.book.assets` fetches them"
         )
-    times = _wall_times(executed_dir)
+    entries = sequence_entries(executed_dir)
     pages, profile = [], None
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         meta = nb.metadata.get("papermill", {})
         profile = profile or (meta.get("parameters") or {}).get("profile")
+        entry = entries.get(path.name, {})
+        note = state_note(entry)
+        if note:
+            nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
         page = write_page(nb, book_dir / f"{path.stem}.html", urls)
-        seconds = times.get(path.name, meta.get("duration"))
-        pages.append(BookPage(path.name, page, notebook_title(nb, path.stem), seconds))
+        seconds = _seconds(entry) if "seconds" in entry else meta.get("duration")
+        state = entry.get("state", "") if note else ""
+        pages.append(BookPage(path.name, page, notebook_title(nb, path.stem), seconds, state))
+    current = {p.page.name for p in pages}
+    for old_page in book_dir.glob(NOTEBOOK_PATTERN.replace(".ipynb", ".html")):
+        if old_page.name not in current:  # its executed notebook is gone
+            old_page.unlink()
     return write_index(book_dir, pages, profile)
 
 
-__all__ = ["BookPage", "add_plotly_html", "has_plotly", "write_book", "write_index", "write_page"]
+__all__ = [
+    "BookPage",
+    "add_plotly_html",
+    "has_plotly",
+    "sequence_entries",
+    "state_note",
+    "write_book",
+    "write_index",
+    "write_page",
+]

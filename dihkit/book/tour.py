@@ -3,9 +3,13 @@
 - :func:`run_sequence` executes ``notebooks/NN_*.ipynb`` with papermill (all of them, or the
   ``only`` prefixes) into one folder, with a progress bar over notebooks and each one's wall time
   recorded in ``sequence.json``. Parameter names are checked against every notebook's
-  ``parameters`` cell first: papermill alone would only warn about a misspelled name.
+  ``parameters`` cell first (papermill alone would only warn about a misspelled name), and the
+  values of the profile's settings (seed, epochs, ...) too. The execution itself and the record
+  live in :mod:`dihkit.book.execute`.
 - :func:`write_book` (in :mod:`dihkit.book.html`) writes one page per executed notebook and an
-  index; :func:`refresh_notebooks` re-executes the committed notebooks in place (``make book``).
+  index; after a notebook fails, ``dihkit tour`` writes it again with that page (and those the
+  run did not reach) marked; :func:`refresh_notebooks` re-executes the committed notebooks in
+  place (``make book``).
 - :func:`add_tour_arguments` and :func:`run_tour` are the ``dihkit tour`` command;
   ``python -m dihkit.book tour|refresh`` runs the same without the CLI.
 """
@@ -14,147 +18,37 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
-import json
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dihkit.book.html import NOTEBOOK_PATTERN, SEQUENCE_FILE, write_book
+from dihkit.book import execute as run
+from dihkit.book.execute import (
+    RUN_PARAMETERS,
+    NotebookError,
+    NotebookRun,
+    assign_parameters,
+    check_parameter_values,
+    notebook_parameters,
+)
+from dihkit.book.html import write_book
 from dihkit.errors import ConfigError, DihkitError
+from dihkit.files import write_text_atomic
 from dihkit.resources import bundled, inside_package
-from dihkit.runs.profiles import PROFILE_NAMES, check_choice
+from dihkit.runs.profiles import PROFILE_NAMES, PROFILES, check_choice
 
 NOTEBOOKS_DIR = bundled("notebooks")
-KERNEL = "python3"
-RUN_PARAMETERS = ("profile", "out_dir", "cache_dir")  # set by run_sequence itself
-
-
-class NotebookError(DihkitError):
-    """A notebook of the sequence raised an exception; the executed copy shows where."""
-
-    def __init__(self, notebook: str, ename: str, evalue: str, output: Path) -> None:
-        super().__init__(f"notebook {notebook} failed: {ename}: {evalue} (see {output})")
-        self.notebook, self.ename, self.evalue, self.output = notebook, ename, evalue, output
-
-
-@dataclass(frozen=True)
-class NotebookRun:
-    """One executed notebook of the sequence."""
-
-    name: str  # the file name, e.g. 03_intermediate_heads.ipynb
-    output: Path
-    seconds: float
 
 
 def sequence_notebooks(
     only: Sequence[str] | None = None, notebooks_dir: str | Path = NOTEBOOKS_DIR
 ) -> list[Path]:
-    """The sequence's notebooks in order; ``only`` keeps those whose name starts with one of the
-    given prefixes (``"03"``, ``"3"`` or ``"03_intermediate_heads"``)."""
-    notebooks = sorted(Path(notebooks_dir).glob(NOTEBOOK_PATTERN))
-    if not notebooks:
-        raise ConfigError(f"no notebooks (NN_*.ipynb) in {str(notebooks_dir)!r}")
-    if not only:
-        return notebooks
-
-    def matches(path: Path, prefix: str) -> bool:
-        prefix = str(prefix).removesuffix(".ipynb")
-        if prefix.isdigit():
-            return int(prefix) == int(path.name[:2])
-        return path.stem.startswith(prefix)
-
-    unknown = [p for p in only if not any(matches(n, p) for n in notebooks)]
-    if unknown:
-        raise ConfigError(
-            f"--only {' '.join(map(str, unknown))} matches no notebook; the sequence: "
-            + ", ".join(n.stem for n in notebooks)
-        )
-    return [n for n in notebooks if any(matches(n, p) for p in only)]
-
-
-def notebook_parameters(path: str | Path) -> dict[str, dict[str, Any]]:
-    """The names declared in a notebook's ``parameters`` cell, with papermill's description of
-    each (``default``, ``inferred_type_name``, ``help``)."""
-    import papermill
-
-    return dict(papermill.inspect_notebook(str(path)))
-
-
-def assign_parameters(
-    params: Mapping[str, Any] | None, notebooks: Sequence[Path]
-) -> dict[Path, dict[str, Any]]:
-    """Split ``params`` between ``notebooks``: each gets the names its parameters cell declares.
-    A name that no notebook declares is a :class:`ConfigError` naming it and the valid names."""
-    params = dict(params or {})
-    reserved = sorted(set(params) & set(RUN_PARAMETERS))
-    if reserved:
-        raise ConfigError(
-            f"--param {', '.join(reserved)} is set by the tour itself; use --profile and --out"
-        )
-    declared = {path: notebook_parameters(path) for path in notebooks}
-    known = sorted({name for names in declared.values() for name in names} - set(RUN_PARAMETERS))
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown notebook parameter(s) {', '.join(unknown)}; the selected notebooks "
-            f"declare: {', '.join(known)}"
-        )
-    return {
-        path: {name: value for name, value in params.items() if name in names}
-        for path, names in declared.items()
-    }
-
-
-@contextlib.contextmanager
-def _profile_from_arguments() -> Iterator[None]:
-    """Hide ``DIHKIT_PROFILE`` from the kernels while the sequence runs: an explicit profile
-    wins over the environment."""
-    saved = os.environ.pop("DIHKIT_PROFILE", None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ["DIHKIT_PROFILE"] = saved
-
-
-def _execute(source: Path, output: Path, parameters: Mapping[str, Any], cwd: Path) -> float:
-    """Execute one notebook with papermill; its wall time in seconds."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(source),
-            str(output),
-            parameters=dict(parameters),
-            kernel_name=KERNEL,
-            cwd=str(cwd),
-            progress_bar=False,
-        )
-    except PapermillExecutionError as error:
-        raise NotebookError(source.name, error.ename, error.evalue, output) from None
-    return time.perf_counter() - start
-
-
-def _record(out_dir: Path, profile: str, params: Mapping[str, Any], runs: list[NotebookRun]):
-    """Merge this run's wall times into ``out_dir/sequence.json``."""
-    path = out_dir / SEQUENCE_FILE
-    try:
-        recorded = json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
-        recorded = {}
-    notebooks = recorded.get("notebooks", {}) if recorded.get("profile") == profile else {}
-    for run in runs:
-        notebooks[run.name] = {"seconds": round(run.seconds, 2), "params": dict(params)}
-    payload = {"profile": profile, "notebooks": dict(sorted(notebooks.items()))}
-    path.write_text(json.dumps(payload, indent=1, default=repr) + "\n")
+    """The sequence's notebooks in order (the bundled ones by default); ``only`` keeps those
+    whose name starts with one of the given prefixes (``"03"``, ``"3"`` or a name)."""
+    return run.sequence_notebooks(only, notebooks_dir)
 
 
 def run_sequence(
@@ -171,30 +65,41 @@ def run_sequence(
     Each notebook runs with the notebooks folder as working directory (``out_dir`` for those
     inside an installed package, never written to) and gets ``profile``,
     ``out_dir`` (absolute: results land in ``out_dir/<notebook>/``) and ``cache_dir``
-    (``out_dir/cache``), plus those of ``params`` its parameters cell declares. Wall times are
-    merged into ``out_dir/sequence.json``. A notebook that fails stops the run with a
-    :class:`NotebookError`; its executed copy in ``out_dir`` shows the failing cell.
+    (``out_dir/cache``), plus those of ``params`` its parameters cell declares. Parameter names,
+    and the values of those :func:`dihkit.runs.profiles.resolve` checks, are checked before
+    anything runs. Wall times are merged into ``out_dir/sequence.json``. A notebook that fails
+    stops the run with a :class:`NotebookError`; its executed copy in ``out_dir`` shows the
+    failing cell, and ``sequence.json`` records it as failed and the selection's later
+    notebooks as stale (see :mod:`dihkit.book.execute`), so the book marks their pages.
     """
     from tqdm.auto import tqdm
 
     check_choice("profile", profile, PROFILE_NAMES)
     notebooks = sequence_notebooks(only, notebooks_dir)
     assigned = assign_parameters(params, notebooks)
+    check_parameter_values(profile, params or {})
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     run_values = {"profile": profile, "out_dir": str(out_dir), "cache_dir": str(out_dir / "cache")}
     runs: list[NotebookRun] = []
     bar = tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb", disable=not progress)
-    with _profile_from_arguments():
-        for path in bar:
+    with run.profile_from_arguments():
+        for number, path in enumerate(bar):
             bar.set_postfix_str(path.stem)
             declared = notebook_parameters(path)
             values = {k: v for k, v in run_values.items() if k in declared}
             output = out_dir / path.name
             cwd = out_dir if inside_package(path) else path.parent
-            seconds = _execute(path, output, {**values, **assigned[path]}, cwd)
+            start = time.perf_counter()
+            try:
+                seconds = run.execute(path, output, {**values, **assigned[path]}, cwd)
+            except NotebookError as error:
+                seconds = time.perf_counter() - start
+                later = notebooks[number + 1 :]
+                run.record_failure(out_dir, profile, assigned[path], error, seconds, later)
+                raise
             runs.append(NotebookRun(path.name, output, seconds))
-            _record(out_dir, profile, assigned[path], runs[-1:])
+            run.record_run(out_dir, profile, assigned[path], runs[-1])
             if progress:
                 bar.write(f"{path.name}: {seconds:.1f} s")
     return runs
@@ -202,8 +107,6 @@ def run_sequence(
 
 def profiles_table() -> str:
     """The run profiles side by side (a text table)."""
-    from dihkit.runs.profiles import PROFILES
-
     fields = ("dataset", "teacher", "student", "epochs", "train_per_class", "seeds", "device")
     width = max(len(f) for f in fields)
     lines = [(f"{'':<{width}}  " + "  ".join(f"{name:<12}" for name in PROFILES)).rstrip()]
@@ -282,7 +185,7 @@ def refresh_notebooks(
         )
     notebooks = sequence_notebooks(only, notebooks_dir)
     runs = []
-    with tempfile.TemporaryDirectory() as tmp, _profile_from_arguments():
+    with tempfile.TemporaryDirectory() as tmp, run.profile_from_arguments():
         bar = tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb", disable=not progress)
         for path in bar:
             bar.set_postfix_str(path.stem)
@@ -290,10 +193,11 @@ def refresh_notebooks(
             default = str(declared.get("profile", {}).get("default", "")).strip("'\"")
             parameters = {} if default == profile else {"profile": profile}
             output = Path(tmp) / path.name
-            seconds = _execute(path, output, parameters, path.parent)
+            seconds = run.execute(path, output, parameters, path.parent)
             nb = _clean_for_commit(nbformat.read(output, as_version=4))
             nb = label_stored_outputs(nb, profile, default)
-            nbformat.write(nb, path)
+            text = nbformat.writes(nb)
+            write_text_atomic(path, text if text.endswith("\n") else text + "\n")
             runs.append(NotebookRun(path.name, path, seconds))
             if progress:
                 bar.write(f"{path.name}: {seconds:.1f} s")
@@ -338,19 +242,30 @@ def add_tour_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 
 def run_tour(args: argparse.Namespace) -> int:
     """``dihkit tour``: run the sequence, then write the book into ``OUT/book``. Bad parameters
-    raise :class:`ConfigError` before anything runs; a failing notebook a :class:`NotebookError`."""
+    (names, and the values :func:`dihkit.runs.profiles.resolve` checks) raise
+    :class:`ConfigError` before anything runs. A failing notebook raises a
+    :class:`NotebookError`, after the book is written again from what ``OUT`` holds: the failed
+    notebook's page shows the run up to its failing cell and says it failed, the pages the tour
+    did not reach say they are from an earlier run, and the index marks both; so the book
+    never shows an old page as if it were the latest run's."""
     params = dict(parse_param(text) for text in args.param)
     start = time.perf_counter()
-    runs = run_sequence(
-        args.profile,
-        args.only,
-        params,
-        args.out,
-        progress=not args.quiet,
-        notebooks_dir=args.notebooks,
-    )
-    for run in runs:
-        print(f"{run.name:<36} {run.seconds:8.1f} s")
+    try:
+        runs = run_sequence(
+            args.profile,
+            args.only,
+            params,
+            args.out,
+            progress=not args.quiet,
+            notebooks_dir=args.notebooks,
+        )
+    except NotebookError:
+        if not args.no_book:
+            index = write_book(args.out, Path(args.out) / "book")
+            print(f"book (the failed notebook marked): {index}")
+        raise
+    for notebook in runs:
+        print(f"{notebook.name:<36} {notebook.seconds:8.1f} s")
     print(f"{'sequence':<36} {time.perf_counter() - start:8.1f} s  ({args.profile} profile)")
     if not args.no_book:
         index = write_book(args.out, Path(args.out) / "book")

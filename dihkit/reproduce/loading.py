@@ -51,6 +51,10 @@ class _Reader:
         self.path, self.text = path, text
 
     def fail(self, where: tuple[str | int, ...], message: str) -> ConfigError:
+        """An error at the line that sets ``where``; about the whole file (``where`` empty: a
+        missing key or table), it names the file alone, with no line."""
+        if not where:
+            return ConfigError(f"file {self.path}: {message}")
         return ConfigError(f"{self.path}:{line_of(self.text, where)}: {message}")
 
     def table(self, value: Any, where: tuple[str | int, ...], allowed: tuple[str, ...]) -> dict:
@@ -134,7 +138,7 @@ def load_experiment(name: str | Path, config_dir: Path = CONFIG_DIR) -> Experime
     names = [c.name for c in columns]
     pairs = tuple(_pair(r, i, p, columns) for i, p in enumerate(_list(r, raw, "pairs")))
     if not pairs:
-        raise r.fail((), "an experiment needs at least one [[pairs]] table")
+        raise r.fail((), "an experiment needs at least one [[pairs]] table; this file has none")
     baseline = raw.get("baseline")
     if baseline is not None:
         r.choice(baseline, ("baseline",), names)

@@ -73,7 +73,7 @@ def run_rows(
                 "test_pct_best": 100 * result["test_acc_best"],
                 "test_pct_last": 100 * result["test_acc_last"],
                 "best_epoch": result["best_epoch"],
-                "val_pct_best": 100 * result["best_val_acc"],
+                "val_pct_best": _pct(result["best_val_acc"]),  # None: no validation split
                 "member_test_pct": [100 * a for a in result.get("test_member_acc_best", [])],
                 "paper_pct": paper[0] if len(set(paper)) == 1 else (paper or None),
                 "train_seconds": result.get("train_seconds"),
@@ -81,6 +81,10 @@ def run_rows(
             }
         )
     return rows
+
+
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else 100 * fraction
 
 
 def _mean_std(values: Sequence[float], best: bool = False) -> str:

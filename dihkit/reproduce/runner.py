@@ -9,6 +9,13 @@ Layout of the output folder::
     OUT/students/STUDENT/COLUMN/seed-N/  a teacher-free run, shared by every row with STUDENT
     OUT/target-cache/                    cached teacher targets (``cached_targets`` > 0)
     OUT/results.json, results.csv, results.md, environment.json
+    OUT/experiment.json                  which experiment and profile the folder holds
+
+An output folder belongs to one experiment under one profile: ``experiment.json``, written
+(atomically) before the first job, records them, and a run of another experiment or profile
+into that folder is refused before it trains anything (a folder from before the record is
+recognised by its ``results.json``). Runs of different ``--pairs`` of the same experiment add
+rows: the record keeps every pair run there, and the results cover them all.
 
 Each finished job leaves ``reproduce.json`` (its settings and result) in its folder; a later run
 with the same settings reads it back instead of training, one with other settings is refused.
@@ -31,7 +38,7 @@ from dihkit.errors import ConfigError
 from dihkit.files import UnreadableFileError, read_json, write_json_atomic
 from dihkit.reproduce.config import Experiment
 from dihkit.reproduce.environment import environment_record
-from dihkit.reproduce.plan import Job, Resolved, plan_jobs
+from dihkit.reproduce.plan import Job, Resolved, pair_key, plan_jobs
 from dihkit.reproduce.report import write_report
 from dihkit.runs.pipeline import distill, train_heads, train_model
 from dihkit.training import distributed
@@ -40,6 +47,7 @@ from dihkit.training.identity import identity_differences, train_settings, witho
 from dihkit.training.runtime import resolve_device
 
 MARKER = "reproduce.json"
+RECORD = "experiment.json"
 SETTINGS = ("config", "teacher_training", "heads_training")  # a spec's training settings
 RESULT_KEYS = ("test_acc_best", "test_acc_last", "best_epoch", "best_val_acc")
 
@@ -114,6 +122,44 @@ def finished_job(
     return result
 
 
+def folder_owner(out: Path) -> dict[str, Any] | None:
+    """What ``out`` holds: its ``experiment.json`` (``experiment``, ``profile``, ``pairs``), or
+    for a folder written before that record, the experiment and profile of its
+    ``results.json``; None for a new folder (or one whose files name no experiment)."""
+    for name in (RECORD, "results.json"):
+        try:
+            stored = read_json(out / name)
+        except UnreadableFileError:
+            continue
+        if (
+            isinstance(stored, dict)
+            and isinstance(stored.get("experiment"), str)
+            and isinstance(stored.get("profile"), str)
+        ):
+            pairs = stored.get("pairs") if name == RECORD else None
+            if not (isinstance(pairs, list) and all(isinstance(p, str) for p in pairs)):
+                pairs = []
+            return {
+                "experiment": stored["experiment"],
+                "profile": stored["profile"],
+                "pairs": pairs,
+            }
+    return None
+
+
+def check_folder_owner(out: Path, experiment: str, profile: str) -> dict[str, Any] | None:
+    """:func:`folder_owner` of ``out``; a :class:`ConfigError` naming both experiments and the
+    fix if it holds another experiment or another profile."""
+    owner = folder_owner(out)
+    if owner is not None and (owner["experiment"], owner["profile"]) != (experiment, profile):
+        raise ConfigError(
+            f"{out} holds the results of experiment {owner['experiment']} (profile "
+            f"{owner['profile']}), not {experiment} (profile {profile}); give this run another "
+            "--out folder (one folder per experiment and profile)"
+        )
+    return owner
+
+
 def _result_record(result: FitResult) -> dict[str, Any]:
     return {
         "test_acc_best": result.test_acc_best,
@@ -145,19 +191,58 @@ class Runner:
         self.experiment, self.resolved = experiment, resolved
         self.out = Path(out)
         self.data_dir, self.download = data_dir, download
-        self.jobs = plan_jobs(experiment, resolved, pairs)
-        if per_rank_batch is not None:  # under torchrun: the global batch and lr scale per job
-            world = distributed.world_size()
-            self.jobs = [
-                dataclasses.replace(
-                    job, config=distributed.scale_for_world(job.config, world, per_rank_batch)[0]
-                )
-                for job in self.jobs
-            ]
+        self.per_rank_batch = per_rank_batch
+        self.pairs = [pair_key(p) for p in experiment.pairs] if not pairs else list(pairs)
+        self.jobs = self._plan(self.pairs)
+        self.reported = self.jobs  # the jobs the results cover: these and earlier runs' pairs
         self.progress = progress
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._data: dict[str, Dataset] = {}
         self.results: dict[str, dict[str, Any]] = {}
+        self.earlier: dict[str, dict[str, Any]] = {}  # finished jobs of earlier runs' pairs
+
+    def _plan(self, pairs: Sequence[str]) -> list[Job]:
+        jobs = plan_jobs(self.experiment, self.resolved, pairs)
+        if self.per_rank_batch is None:
+            return jobs
+        world = distributed.world_size()  # under torchrun: the global batch and lr scale per job
+        return [
+            dataclasses.replace(
+                job,
+                config=distributed.scale_for_world(job.config, world, self.per_rank_batch)[0],
+            )
+            for job in jobs
+        ]
+
+    def claim_out(self) -> None:
+        """Refuse an output folder that holds another experiment or profile
+        (:func:`check_folder_owner`); record this one in ``experiment.json`` with every pair run
+        there so far, and find the finished jobs of the pairs earlier runs added."""
+        owner = check_folder_owner(self.out, self.experiment.name, self.resolved.profile)
+        known = [pair_key(p) for p in self.experiment.pairs]
+        earlier = set(owner["pairs"]) if owner else set()
+        pairs = [key for key in known if key in earlier or key in self.pairs]
+        if distributed.is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
+            record = {
+                "experiment": self.experiment.name,
+                "profile": self.resolved.profile,
+                "file": str(self.experiment.path),
+                "pairs": pairs,
+            }
+            write_json_atomic(self.out / RECORD, record)
+        self.reported = self._plan(pairs)
+        mine = {job.folder for job in self.jobs}
+        for job in self.reported:
+            if job.folder in mine:
+                continue
+            try:
+                spec = job_spec(job, self.resolved, self.experiment)
+                result = finished_job(self.out / job.folder, spec, lambda line: None)
+            except ConfigError:  # other settings: not part of these results
+                result = None
+            if result is not None:
+                self.earlier[job.folder] = result
 
     def data(self, role: str) -> Dataset:
         """The training data of students (``student``) or of teachers and heads (``teacher``)."""
@@ -193,8 +278,8 @@ class Runner:
 
     def run(self) -> dict[str, dict[str, Any]]:
         """Every job in order; the results so far are rewritten after each."""
+        self.claim_out()
         if distributed.is_main():
-            self.out.mkdir(parents=True, exist_ok=True)
             for line in self.resolved.scaled:
                 self.log(f"reproduce: {line}")
         distributed.barrier()
@@ -246,10 +331,10 @@ class Runner:
         )[1]
 
     def write(self) -> None:
-        """results.json/.csv/.md and environment.json from the jobs finished so far."""
-        finished = [
-            (job, self.results[job.folder]) for job in self.jobs if job.folder in self.results
-        ]
+        """results.json/.csv/.md and environment.json from the jobs finished so far (this run's
+        and those of the pairs earlier runs into this folder added)."""
+        results = {**self.earlier, **self.results}
+        finished = [(job, results[job.folder]) for job in self.reported if job.folder in results]
         write_report(self.out, self.experiment, self.resolved, finished)
         record = environment_record(
             resolve_device(self.resolved.student.device),

@@ -123,7 +123,13 @@ def check_range(
     low_inclusive: bool = True,
 ) -> Any:
     """``value`` if it is a number in ``[low, high]`` (``(low, high]`` without ``low_inclusive``),
-    else a :class:`ConfigError` naming parameter ``name``, the value and the valid range."""
+    else a :class:`ConfigError` naming parameter ``name``, the value and the valid range (or,
+    for a string, saying so: a list passed with papermill's ``-p`` arrives as text)."""
+    if isinstance(value, str):
+        raise ConfigError(
+            f"parameter {name} = {value!r} is a string, not a number (papermill's -p passes a "
+            f"list as text: give lists as YAML, papermill -y '{name}: [...]')"
+        )
     return checks.check_number(
         f"parameter {name}", value, low, high, low_open=not low_inclusive, integer=integer
     )
@@ -164,8 +170,18 @@ def resolve(profile: str = "classroom", **overrides: Any) -> Settings:
         raise ConfigError(
             f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known | {'seed'}))}"
         )
+    seeds_name = "seed" if "seed" in given else "seeds"  # the parameter the user gave
     if "seed" in given:
+        if "seeds" in given:
+            raise ConfigError(
+                f"parameters seed = {given['seed']!r} and seeds = {given['seeds']!r} are both "
+                "given; give one of them (seed: one seed, seeds: a list)"
+            )
+        _not_text("seed", given["seed"])
         given["seeds"] = (given.pop("seed"),)
+    for name, value in given.items():
+        if name in NUMBER_EXAMPLES:
+            _not_text(name, value)
     settings = dataclasses.replace(PROFILES[profile], **given)
     check_choice("dataset", settings.dataset, DATASET_NAMES)
     check_choice("device", settings.device.split(":")[0], DEVICE_CHOICES)
@@ -179,17 +195,57 @@ def resolve(profile: str = "classroom", **overrides: Any) -> Settings:
     check_range("cached_targets", settings.cached_targets, 0, integer=True)
     if settings.train_per_class is not None:
         check_range("train_per_class", settings.train_per_class, 1, integer=True)
-    seeds = settings.seeds
+    return dataclasses.replace(settings, seeds=_check_seeds(seeds_name, settings.seeds))
+
+
+# Parameters that take a number (or, ``seeds``, a list of numbers), with an example value for
+# the message that says a string was given instead (papermill's ``-p`` passes a list as text).
+NUMBER_EXAMPLES = {
+    "seed": "0",
+    "seeds": "[0, 1]",
+    "epochs": "3",
+    "batch_size": "128",
+    "lr": "0.1",
+    "cached_targets": "4",
+    "train_per_class": "100",
+}
+
+
+def _not_text(name: str, value: Any) -> None:
+    """A :class:`ConfigError` if ``value`` is a string where parameter ``name`` takes a number
+    or a list: what papermill's ``-p NAME '[0, 1]'`` passes. The fix is YAML (``-y``)."""
+    if isinstance(value, str):
+        example = NUMBER_EXAMPLES[name]
+        kind = "a list of seeds (papermill's -p passes a list as text)"
+        kind = kind if name == "seeds" else "a number"
+        raise ConfigError(
+            f"parameter {name} = {value!r} is a string, not {kind}; pass it as YAML: papermill "
+            f"-y '{name}: {example}' (dihkit tour: --param '{name}={example}')"
+        )
+
+
+def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
+    """``seeds`` (one integer or a sequence of them) as a tuple of distinct integers >= 0;
+    errors name parameter ``name`` (``seed`` or ``seeds``, whichever was given)."""
+    _not_text(name, seeds)
     if isinstance(seeds, numbers.Integral):
         seeds = (seeds,)
+    if not isinstance(seeds, (list, tuple, range)):
+        raise ConfigError(
+            f"parameter {name} = {seeds!r} must be a list of seeds (integers >= 0), e.g. [0, 1]"
+        )
     seeds = tuple(seeds)
     if not seeds:
-        raise ConfigError("parameter seeds = () must list at least one seed")
+        raise ConfigError(f"parameter {name} = {list(seeds)!r} must list at least one seed")
     for seed in seeds:
-        check_range("seeds", seed, 0, integer=True)
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"parameter seeds = {list(seeds)!r} repeats a seed; list each seed once")
-    return dataclasses.replace(settings, seeds=seeds)
+        check_range(name, seed, 0, integer=True)
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise ConfigError(
+            f"parameter {name} = {list(seeds)!r} repeats a seed ({repeated[0]}); the runs of a "
+            "comparison are paired by seed, so list each seed once, e.g. [0, 1]"
+        )
+    return seeds
 
 
 # The method hyper-parameters a notebook exposes, and the method whose declared range each takes:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dihkit.errors import ConfigError
-from dihkit.files import sha256_of
+from dihkit.files import read_json, sha256_of, write_text_atomic
 from dihkit.resources import bundled
 from dihkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -21,10 +21,16 @@ MANIFEST = TEACHER_DIR / "manifest.json"
 
 
 def read_manifest(manifest: Path = MANIFEST) -> dict[str, dict[str, Any]]:
-    """Name -> manifest entry; empty if nothing is bundled."""
+    """Name -> manifest entry; empty if nothing is bundled. A damaged manifest is a
+    :class:`~dihkit.files.UnreadableFileError` (or a :class:`ConfigError`) naming it."""
     if not manifest.is_file():
         return {}
-    return json.loads(manifest.read_text())["teachers"]
+    entries = read_json(manifest)
+    if not isinstance(entries, dict) or not isinstance(entries.get("teachers"), dict):
+        raise ConfigError(
+            f"{manifest} has no 'teachers' table; restore it with `git checkout data/teachers`"
+        )
+    return entries["teachers"]
 
 
 def teacher_names() -> list[str]:
@@ -91,7 +97,8 @@ def export_teacher(
     teacher_dir: Path = TEACHER_DIR,
 ) -> dict[str, Any]:
     """Copy a trained checkpoint into the bundle, keeping only what inference needs (no optimiser
-    or RNG state), and record it in the manifest with its sha256, command and accuracies."""
+    or RNG state), and record it in the manifest with its sha256, command and accuracies (both
+    written atomically)."""
     check_teacher_name(name)
     payload = load_checkpoint(checkpoint)
     keep = ("method", "dataset", "image_size", "config", "meta", "model", "heads", "epoch", "best")
@@ -108,5 +115,6 @@ def export_teacher(
         "command": command,
         **accuracies,
     }
-    manifest_path.write_text(json.dumps({"teachers": entries}, indent=2, sort_keys=True) + "\n")
+    text = json.dumps({"teachers": entries}, indent=2, sort_keys=True) + "\n"
+    write_text_atomic(manifest_path, text)  # a kill mid-write leaves the old manifest whole
     return entries[name]
