@@ -268,3 +268,41 @@ def test_mutual_loss_keeps_tau_one_by_default_and_softens_when_asked():
         4.0 * _hand_kl(student, peer, 2.0).mean().item(), rel=1e-6
     )
     assert math.isfinite(mutual_loss(student, peer, 4.0).item())
+
+
+def test_paper_profile_report_shows_and_pairs_the_last_epoch_only():
+    """Without a validation split (the paper profile) the report's table and its paired
+    differences use the last epoch; with one, the validation-selected epoch leads."""
+    from dihkit.reproduce import load_experiment
+    from dihkit.reproduce.plan import resolve_profile
+    from dihkit.reproduce.report import markdown
+
+    experiment = load_experiment("dih-table4")
+    pair = experiment.pairs[0]
+    base = experiment.baseline
+    other = next(c.name for c in experiment.columns if c.name != base)
+    rows = [
+        {
+            "kind": "student",
+            "pairs": [pair.label],
+            "column": column,
+            "seed": seed,
+            "test_pct_best": best,
+            "test_pct_last": last,
+        }
+        for column, seed, best, last in [
+            (base, 0, 50.0, 40.0),
+            (base, 1, 52.0, 42.0),
+            (other, 0, 51.0, 45.0),
+            (other, 1, 53.0, 46.0),
+        ]
+    ]
+    paper = markdown(experiment, resolve_profile(experiment, "paper"), rows, seeds=2)
+    assert "validation-selected" not in paper
+    assert "at the last epoch (whole training set, no validation split)" in paper
+    # last-epoch differences: 45 - 40 = 5, 46 - 42 = 4 -> +4.50 (2/2 ahead)
+    assert "+4.50 +/- 0.71 (2/2 ahead)" in paper
+    classroom = markdown(experiment, resolve_profile(experiment, "classroom"), rows, seeds=2)
+    assert "validation-selected epoch" in classroom
+    # validation-selected differences: 51 - 50 = 1, 53 - 52 = 1 -> +1.00
+    assert "+1.00 +/- 0.00 (2/2 ahead)" in classroom

@@ -151,10 +151,7 @@ def markdown(
         lines += [experiment.notes.strip(), ""]
     teachers = {row["model"]: row for row in rows if row["kind"] == "teacher"}
     heads = {row["model"]: row for row in rows if row["kind"] == "heads"}
-    for key, heading in (
-        ("test_pct_best", "Test accuracy (%) at the validation-selected epoch"),
-        ("test_pct_last", "Test accuracy (%) at the last epoch"),
-    ):
+    for key, heading in _tables(resolved):
         cells = _cells(experiment, rows, key)
         lines += [
             f"## {heading}: mean +/- std over seeds, paper's number beside it",
@@ -181,10 +178,11 @@ def markdown(
             lines.append(f"| {pair.label} | {t_cell} | " + " | ".join(values) + " |")
         lines.append("")
     if experiment.baseline:
-        lines += _paired(experiment, rows)
+        lines += _paired(experiment, rows, _tables(resolved)[0][0])
     if heads:
+        selected = "last" if not data.val_fraction else "validation-selected"
         lines += [
-            "## The teachers' heads (test %, validation-selected epoch of the head training)",
+            f"## The teachers' heads (test %, {selected} epoch of the head training)",
             "",
             "| teacher | heads, shallow to deep (the teacher's own is in the tables above) |",
             "|---|---|",
@@ -196,13 +194,24 @@ def markdown(
     return "\n".join(lines)
 
 
-def _paired(experiment: Experiment, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Per-seed differences against the baseline column (same seed: same student start)."""
+def _tables(resolved: Resolved) -> list[tuple[str, str]]:
+    """(row key, heading) of each results table, the one differences are computed on first.
+    Without a validation split (the paper profile) the last epoch is the only result."""
+    last = ("test_pct_last", "Test accuracy (%) at the last epoch")
+    if not resolved.data.val_fraction:
+        return [(last[0], last[1] + " (whole training set, no validation split)")]
+    return [("test_pct_best", "Test accuracy (%) at the validation-selected epoch"), last]
+
+
+def _paired(experiment: Experiment, rows: Sequence[Mapping[str, Any]], key: str) -> list[str]:
+    """Per-seed differences of ``key`` against the baseline column (same seed: same student
+    start)."""
     base = experiment.baseline
-    cells = _cells(experiment, rows, "test_pct_best")
+    cells = _cells(experiment, rows, key)
     others = [c.name for c in experiment.columns if c.name != base]
+    selected = "validation-selected" if key == "test_pct_best" else "last epoch"
     lines = [
-        f"## Paired differences to {base} (points, validation-selected; same seed = same "
+        f"## Paired differences to {base} (points, {selected}; same seed = same "
         "initial student and data order): mean +/- std, and seeds where the column is ahead",
         "",
         "| teacher -> student | " + " | ".join(f"{c} - {base}" for c in others) + " |",
