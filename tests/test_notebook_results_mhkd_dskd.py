@@ -59,7 +59,7 @@ def test_05_compares_kd_and_mhkd_on_every_seed_with_the_mhkd_papers_settings(res
     assert [r["method"] for r in payload["runs"]] == ["kd", "mhkd"] * len(seeds)
     (kd,) = _runs(payload, "kd")
     (mhkd,) = _runs(payload, "mhkd")
-    assert kd["options"] == {"tau": 4.0, "alpha": 0.9}
+    assert kd["options"] == {"tau": 4.0, "alpha": 0.9, "kd_weighting": "convex"}
     options = mhkd["options"]
     assert (options["tau"], options["alpha"], options["beta"]) == (4.0, 0.9, 0.5)
     assert options["heads"] == "all" and options["head_width"] == payload["extra"]["head_width"]

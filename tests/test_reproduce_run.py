@@ -234,11 +234,13 @@ def test_estimate_counts_flops_against_an_independent_count(tmp_path):
     assert stage.eval_flops_per_image == pytest.approx(forward)
     # backward costs two forwards, less the first convolution's unneeded input gradient
     assert 2.9 * forward < stage.train_flops_per_image <= 3 * forward
-    # CIFAR-100's 50,000 training images less the 10% validation split
-    assert stage.train_images == 45_000 and stage.steps == 200 * 704
+    # the paper profile trains on all of CIFAR-100's 50,000 training images (no validation
+    # split), in batches of 64: 782 steps an epoch, the last one partial
+    assert stage.train_images == 50_000 and stage.steps == 200 * 782
     flops = t_est.flops()
-    assert flops["train"] == pytest.approx(stage.train_flops_per_image * 200 * 45_000)
-    assert flops["eval"] == pytest.approx(forward * (200 * 5_000 + 2 * 10_000))
+    assert flops["train"] == pytest.approx(stage.train_flops_per_image * 200 * 50_000)
+    # no validation split: the test set once (the last epoch is the selected one)
+    assert flops["eval"] == pytest.approx(forward * 10_000)
     assert t_est.seconds() is None  # nothing was timed
     assert ce_est.stages[0].train_flops_per_image == pytest.approx(stage.train_flops_per_image)
     # the heads' training runs the frozen backbone forward only, plus the heads

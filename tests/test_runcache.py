@@ -38,7 +38,7 @@ def test_a_finished_run_is_reused_and_a_changed_setting_is_a_new_run(tmp_path, m
     )  # fmt: skip
     assert calls == ["kd"]
     assert again.run_dir == first.run_dir and again.test_acc_best == first.test_acc_best
-    assert first.options == {"tau": 4.0, "alpha": 0.1}
+    assert first.options == {"tau": 4.0, "alpha": 0.1, "kd_weighting": "convex"}
     assert len(first.history) == 1 and first.student_params == 77_754
     other = cached_run(
         "kd", teacher="resnet14", student="resnet8", config=config, train_per_class=5,
@@ -46,7 +46,11 @@ def test_a_finished_run_is_reused_and_a_changed_setting_is_a_new_run(tmp_path, m
     )  # fmt: skip
     assert calls == ["kd", "kd"] and other.run_dir != first.run_dir
     identity = json.loads((tmp_path / first.run_dir.split("/")[-1] / "identity.json").read_text())
-    assert identity["teacher_sha256"] and identity["options"] == {"alpha": 0.1, "tau": 4.0}
+    assert identity["teacher_sha256"] and identity["options"] == {
+        "alpha": 0.1,
+        "tau": 4.0,
+        "kd_weighting": "convex",
+    }
 
 
 def test_the_folder_digest_is_the_identity_fit_records(tmp_path):

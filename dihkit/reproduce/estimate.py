@@ -5,10 +5,10 @@ FLOPs come from :class:`torch.utils.flop_counter.FlopCounterMode` on one real tr
 (forward and backward of the method's whole step: student, heads, frozen teacher) at batch 2,
 scaled to images; they count matrix multiplies and convolutions, not element-wise work. A run
 sees ``epochs x training images`` in training, its validation split every epoch and the test set
-once or twice. The time projection divides those FLOPs by the FLOP rate of a few measured steps
-at the run's batch size on this device (a warm-up step, then ``timing_steps``), so it is for
-this machine, one process; multi-stage methods (FitNets' hint stage, TAKD's assistant) are
-measured stage by stage.
+twice (once without a validation split). The time projection divides those FLOPs by the FLOP
+rate of a few measured steps at the run's batch size on this device (a warm-up step, then
+``timing_steps``), so it is for this machine, one process; multi-stage methods (FitNets' hint
+stage, TAKD's assistant) are measured stage by stage.
 """
 
 from __future__ import annotations
@@ -78,10 +78,17 @@ class RunEstimate:
     val_images: int = 0
     test_images: int = 0
 
+    @property
+    def eval_images(self) -> int:
+        """Images one stage evaluates: its validation split every epoch is counted by the caller;
+        the test set twice (last and validation-selected weights), or once without a
+        validation split (the last epoch is the selected one)."""
+        return (2 if self.val_images else 1) * self.test_images
+
     def flops(self) -> dict[str, float]:
         train = sum(s.train_flops_per_image * s.epochs * s.train_images for s in self.stages)
         evaluation = sum(
-            s.eval_flops_per_image * (s.epochs * self.val_images + 2 * self.test_images)
+            s.eval_flops_per_image * (s.epochs * self.val_images + self.eval_images)
             for s in self.stages
         )
         cache = sum(s.cache_flops_per_image * s.cache_views * s.train_images for s in self.stages)
@@ -100,9 +107,7 @@ class RunEstimate:
                 return None
             rate = s.step_flops / s.step_seconds
             stage_flops = s.train_flops_per_image * s.epochs * s.train_images
-            stage_flops += s.eval_flops_per_image * (
-                s.epochs * self.val_images + 2 * self.test_images
-            )
+            stage_flops += s.eval_flops_per_image * (s.epochs * self.val_images + self.eval_images)
             stage_flops += s.cache_flops_per_image * s.cache_views * s.train_images
             total += stage_flops / rate
         return total
