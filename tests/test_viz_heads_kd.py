@@ -449,3 +449,8 @@ def test_dskd_tables_are_labelled_as_published():
     assert set(DSKD_TABLE3.accuracy) == {"both_off", *DSKD_ABLATIONS, "full"}
     for exits in DSKD_TABLE2.accuracy:
         resolve_options("dskd", {"exits": exits})
+
+
+def test_check_positions_says_a_papermill_string_is_not_a_list(smoke):
+    with pytest.raises(ConfigError, match=r"is a string, not a list .*papermill -y"):
+        check_positions("ablation_heads", "['1', '2']", smoke, units=3)

@@ -65,7 +65,12 @@ def check_positions(
     --exits`` value such as ``"1"``, ``"layer2"``, ``"all"``) against the student's stages: the
     first ``units`` of them, or all but the last with ``shallow``. Returns the list; a bad entry is
     a :class:`ConfigError` naming parameter ``name`` and the valid stages."""
-    if isinstance(values, str) or not isinstance(values, Sequence):
+    if isinstance(values, str):
+        raise ConfigError(
+            f"parameter {name} = {values!r} is a string, not a list (papermill's -p passes a "
+            f"list as text); pass it as YAML: papermill -y \"{name}: ['1', '2']\""
+        )
+    if not isinstance(values, Sequence):
         raise ConfigError(f"parameter {name} = {values!r} must be a list of strings such as ['1']")
     spec = dataset_spec(settings.dataset)
     stages = tuple(build_model(settings.student, spec.num_classes, spec.in_channels).stage_names)
