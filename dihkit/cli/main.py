@@ -67,34 +67,28 @@ def _fraction(text: str) -> float:
     return _number(text, 0.0, 1.0, high_open=True)
 
 
-def _seed(text: str) -> int:
+def _integer(text: str, low: int, high: int | None, expected: str, bound: str) -> int:
+    """An integer within ``[low, high]`` (``high`` None: unbounded), else an argparse error
+    saying what was ``expected`` and the ``bound``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63 - 1], got {text}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not in_range(value, low, high):
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
     return value
+
+
+def _seed(text: str) -> int:
+    return _integer(text, 0, MAX_SEED, "an integer seed", "an integer in [0, 2**63 - 1]")
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
+    return _integer(text, 0, None, "an integer >= 0", "an integer >= 0")
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+    return _integer(text, 1, None, "a positive integer", "a positive integer")
 
 
 def _add_data_args(parser: argparse.ArgumentParser, default: str | None = "fmnist-mini") -> None:
