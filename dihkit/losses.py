@@ -43,11 +43,12 @@ def kd_loss_from_probs(student_logits: Tensor, teacher_probs: Tensor, tau: float
 def kd_loss(
     student_logits: Tensor, teacher_logits: Tensor, tau: float = 5.0, reduction: str = "mean"
 ) -> Tensor:
-    """Hinton's distillation loss, DIH paper Eq. 1: ``tau^2 * KL(P_T^tau || P_S^tau)``.
+    """Hinton's distillation loss, DIH paper Eq. 1 in the KL form of its footnote 2:
+    ``tau^2 * KL(P_T^tau || P_S^tau)``.
 
-    The batch mean of the KL divergence. Footnote 2 of the paper writes it with the
-    cross-entropy ``H(P_T^tau, P_S^tau)``, which differs only by the teacher's entropy, a
-    constant for the student, so the gradients are identical. The ``tau^2`` factor keeps the
+    The batch mean of the KL divergence. Eq. 1 itself writes the cross-entropy
+    ``tau^2 * H(P_T^tau, P_S^tau)``, which differs only by the teacher's entropy, a constant for
+    the student, so the gradients are identical. The ``tau^2`` factor keeps the
     gradient's scale roughly independent of the temperature. Teacher logits are treated as
     constants (no gradient flows into the teacher). ``reduction="none"`` returns the per-sample
     values ``[N]`` (DSKD weights them per sample, its Eq. 2 and 7).
