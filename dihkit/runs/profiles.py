@@ -125,11 +125,7 @@ def check_range(
     """``value`` if it is a number in ``[low, high]`` (``(low, high]`` without ``low_inclusive``),
     else a :class:`ConfigError` naming parameter ``name``, the value and the valid range (or,
     for a string, saying so: a list passed with papermill's ``-p`` arrives as text)."""
-    if isinstance(value, str):
-        raise ConfigError(
-            f"parameter {name} = {value!r} is a string, not a number (papermill's -p passes a "
-            f"list as text: give lists as YAML, papermill -y '{name}: [...]')"
-        )
+    reject_text(name, value, "a number", "[...]")
     return checks.check_number(
         f"parameter {name}", value, low, high, low_open=not low_inclusive, integer=integer
     )
@@ -211,17 +207,23 @@ NUMBER_EXAMPLES = {
 }
 
 
-def _not_text(name: str, value: Any) -> None:
-    """A :class:`ConfigError` if ``value`` is a string where parameter ``name`` takes a number
-    or a list: what papermill's ``-p NAME '[0, 1]'`` passes. The fix is YAML (``-y``)."""
+def reject_text(name: str, value: Any, expected: str, example: str, *, tour: bool = False) -> None:
+    """A :class:`ConfigError` if ``value`` is a string where parameter ``name`` takes
+    ``expected`` (a number, a list): what papermill's ``-p NAME '[0, 1]'`` passes. The message
+    gives the fix, YAML (``papermill -y``) with ``example`` (and ``dihkit tour --param`` with
+    ``tour``)."""
     if isinstance(value, str):
-        example = NUMBER_EXAMPLES[name]
-        kind = "a list of seeds (papermill's -p passes a list as text)"
-        kind = kind if name == "seeds" else "a number"
+        also = f" (dihkit tour: --param '{name}={example}')" if tour else ""
         raise ConfigError(
-            f"parameter {name} = {value!r} is a string, not {kind}; pass it as YAML: papermill "
-            f"-y '{name}: {example}' (dihkit tour: --param '{name}={example}')"
+            f"parameter {name} = {value!r} is a string, not {expected} (papermill's -p passes a "
+            f"list as text); pass it as YAML: papermill -y '{name}: {example}'{also}"
         )
+
+
+def _not_text(name: str, value: Any) -> None:
+    """:func:`reject_text` for the settings :func:`resolve` takes (``seeds`` and numbers)."""
+    expected = "a list of seeds" if name == "seeds" else "a number"
+    reject_text(name, value, expected, NUMBER_EXAMPLES[name], tour=True)
 
 
 def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:

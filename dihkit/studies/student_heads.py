@@ -20,7 +20,7 @@ from dihkit.methods.base import parse_positions
 from dihkit.models import build_model, count_parameters
 from dihkit.nn.heads import feature_shapes
 from dihkit.runs import pipeline
-from dihkit.runs.profiles import Settings, check_range
+from dihkit.runs.profiles import Settings, check_range, reject_text
 from dihkit.studies.seeds import mean_std
 
 # The MHKD paper's heads have 256 kernels; on a laptop CPU a 3x3 conv with 256 kernels at
@@ -65,11 +65,7 @@ def check_positions(
     --exits`` value such as ``"1"``, ``"layer2"``, ``"all"``) against the student's stages: the
     first ``units`` of them, or all but the last with ``shallow``. Returns the list; a bad entry is
     a :class:`ConfigError` naming parameter ``name`` and the valid stages."""
-    if isinstance(values, str):
-        raise ConfigError(
-            f"parameter {name} = {values!r} is a string, not a list (papermill's -p passes a "
-            f"list as text); pass it as YAML: papermill -y \"{name}: ['1', '2']\""
-        )
+    reject_text(name, values, "a list", '["1", "2"]')
     if not isinstance(values, Sequence):
         raise ConfigError(f"parameter {name} = {values!r} must be a list of strings such as ['1']")
     spec = dataset_spec(settings.dataset)
