@@ -407,7 +407,7 @@ def test_copy_notebooks_into_a_file_or_from_an_empty_folder_is_a_config_error(tm
     with pytest.raises(ConfigError, match="no notebooks"):
         copy_notebooks(tmp_path / "dest", source=tmp_path / "empty")
     (tmp_path / "file").write_text("")
-    with pytest.raises(ConfigError, match="not a folder"):
+    with pytest.raises(ConfigError, match="is not a folder; give a folder path"):
         copy_notebooks(tmp_path / "file")
 
 

@@ -38,7 +38,10 @@ def copy_notebooks(
     files = notebook_files(source)
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
-        raise ConfigError(f"{str(dest)!r} exists and is not a folder")
+        raise ConfigError(
+            f"{str(dest)!r} exists and is not a folder; give a folder path (it is created if "
+            "missing)"
+        )
     folders = [dest / f.name for f in files if (dest / f.name).is_dir()]
     if folders:
         raise ConfigError(f"{folders[0]} is a folder: a file of the sequence cannot go there")
