@@ -10,9 +10,7 @@ Usage::
 
     python data/build_fmnist_mini.py [--source DIR] [--out PATH]
 
-The output is deterministic: every ``.npy`` header is written by this script (not by
-numpy), and the zip container is written with ``zipfile`` using a fixed timestamp,
-fixed file attributes and a fixed deflate level, so two runs give identical bytes.
+The output is deterministic (``data/npz_writer.py``): two runs give identical bytes.
 Only numpy and the standard library are needed.
 """
 
@@ -22,10 +20,10 @@ import argparse
 import gzip
 import hashlib
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
+from npz_writer import write_npz
 
 SEED = 20240601
 NUM_CLASSES = 10
@@ -40,11 +38,6 @@ FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-
-# Fixed zip metadata: DOS epoch timestamp, Unix creator, regular file with mode 0644.
-ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-ZIP_COMPRESS_LEVEL = 9
-ZIP_EXTERNAL_ATTR = (0o100644 & 0xFFFF) << 16
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -80,34 +73,6 @@ def select(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.n
         pool = np.flatnonzero(labels == c)
         chosen.append(rng.choice(pool, size=per_class, replace=False))
     return np.sort(np.concatenate(chosen)).astype(np.int32)
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    """Serialise a C-contiguous array in .npy format 1.0 with a self-written header."""
-    array = np.ascontiguousarray(array)
-    shape = repr(tuple(int(n) for n in array.shape))
-    header = f"{{'descr': '{array.dtype.str}', 'fortran_order': False, 'shape': {shape}, }}"
-    preamble = 10  # magic (6) + version (2) + header length (2)
-    padding = -(preamble + len(header) + 1) % 64
-    header = header + " " * padding + "\n"
-    return (
-        b"\x93NUMPY\x01\x00"
-        + len(header).to_bytes(2, "little")
-        + header.encode("latin1")
-        + array.tobytes(order="C")
-    )
-
-
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as a deterministic, deflate-compressed .npz file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", allowZip64=False) as zf:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3
-            info.external_attr = ZIP_EXTERNAL_ATTR
-            zf.writestr(info, npy_bytes(array), compresslevel=ZIP_COMPRESS_LEVEL)
 
 
 def build(source: Path, out: Path) -> str:

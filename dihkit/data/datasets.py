@@ -6,7 +6,8 @@ seeded, per-class proportional ``val`` part, plus the official ``test`` split, w
 only for final reports.
 
 Names: ``fmnist-mini`` (a 12,000-image Fashion-MNIST subset shipped in ``data/``),
-``fashion-mnist`` (the full 60k/10k set), ``cifar10`` and ``cifar100``.
+``cifar10-mini`` (a 7,000-image CIFAR-10 subset shipped in ``data/``), ``fashion-mnist`` (the
+full 60k/10k set), ``cifar10``, ``cifar100`` and ``svhn``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from dihkit.resources import bundled
 
 __all__ = [
     "DATASET_NAMES",
+    "CIFAR10_MINI_PATH",
+    "CIFAR10_MINI_SHA256",
+    "EMBEDDED",
     "FMNIST_MINI_PATH",
     "FMNIST_MINI_SHA256",
     "DataError",
@@ -39,10 +43,29 @@ __all__ = [
     "stratified_split",
 ]
 
-DATASET_NAMES = ("fmnist-mini", "fashion-mnist", "cifar10", "cifar100", "svhn")
+DATASET_NAMES = ("fmnist-mini", "cifar10-mini", "fashion-mnist", "cifar10", "cifar100", "svhn")
 
 FMNIST_MINI_PATH = bundled("data") / "fmnist_mini.npz"
 FMNIST_MINI_SHA256 = "55726e1bd45f663f87e12eec39511cac5d902c3d5a8debba7720e13a881d8c51"
+CIFAR10_MINI_PATH = bundled("data") / "cifar10_mini.npz"
+CIFAR10_MINI_SHA256 = "c6024afc7dd2b4c12828fe488200cf30e34456a3372d82f627a44ab876d8ed70"
+# name -> (file, builder script, its source, train and test image array shapes)
+EMBEDDED = {
+    "fmnist-mini": (
+        FMNIST_MINI_PATH,
+        "build_fmnist_mini.py",
+        "the official Fashion-MNIST IDX files",
+        (10000, 28, 28),
+        (2000, 28, 28),
+    ),
+    "cifar10-mini": (
+        CIFAR10_MINI_PATH,
+        "build_cifar10_mini.py",
+        "a public per-image copy of CIFAR-10",
+        (5000, 32, 32, 3),
+        (2000, 32, 32, 3),
+    ),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,6 +178,17 @@ _SPECS = {
     "cifar10": DatasetSpec(
         "cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), CIFAR10_CLASSES
     ),
+    # The full CIFAR-10 statistics: the subset is drawn uniformly from it (its own training
+    # part's means differ by under 0.01), so models move between the two unchanged.
+    "cifar10-mini": DatasetSpec(
+        "cifar10-mini",
+        10,
+        3,
+        32,
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+        CIFAR10_CLASSES,
+    ),
     "cifar100": DatasetSpec(
         "cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), CIFAR100_CLASSES
     ),
@@ -253,12 +287,12 @@ def load_dataset(
 ) -> Dataset:
     """Load dataset ``name`` and carve a seeded stratified validation split from its train data.
 
-    ``fmnist-mini`` needs no files beyond the shipped ``data/fmnist_mini.npz``. The others are
-    read from ``data_dir`` (``fashion-mnist`` also falls back to the Debian package path and
-    ``~/.cache/dihkit``); with ``download=True`` missing files are fetched through torchvision
-    into ``data_dir`` (default ``~/.cache/dihkit``). ``val_fraction`` must lie in [0, 1).
-    ``train_per_class`` keeps only that many training images per class (after the validation
-    split, which stays as it is).
+    ``fmnist-mini`` and ``cifar10-mini`` need no files beyond the shipped ``data/*.npz``. The
+    others are read from ``data_dir`` (``fashion-mnist`` also falls back to the Debian package
+    path and ``~/.cache/dihkit``); with ``download=True`` missing files are fetched through
+    torchvision into ``data_dir`` (default ``~/.cache/dihkit``). ``val_fraction`` must lie in
+    [0, 1). ``train_per_class`` keeps only that many training images per class (after the
+    validation split, which stays as it is).
     """
     key = _canonical_name(name)
     if isinstance(val_fraction, bool) or not 0.0 <= float(val_fraction) < 1.0:
@@ -270,8 +304,8 @@ def load_dataset(
             f"--data-dir {str(root)!r} is a file, not a folder; pass the folder that holds the "
             f"{spec.name} files"
         )
-    if key == "fmnist-mini":
-        train_arrays, test_arrays = readers.load_fmnist_mini(FMNIST_MINI_PATH)
+    if key in EMBEDDED:
+        train_arrays, test_arrays = readers.load_embedded(*EMBEDDED[key])
     elif key == "fashion-mnist":
         train_arrays, test_arrays = readers.load_fashion_mnist(root, download)
     elif key == "svhn":

@@ -1,5 +1,5 @@
-"""Readers for the dataset files: the embedded ``.npz``, Fashion-MNIST's IDX files and CIFAR's
-pickled batches (torchvision's python layout), plus torchvision downloads on request.
+"""Readers for the dataset files: the embedded ``.npz`` subsets, Fashion-MNIST's IDX files and
+CIFAR's pickled batches (torchvision's python layout), plus torchvision downloads on request.
 
 The CIFAR reader accepts any well-formed batch files (torchvision's md5 check is kept for
 downloads only), so small CIFAR-format test fixtures load too.
@@ -11,6 +11,7 @@ Readers return plain arrays, ``(images, labels)`` per split: uint8 ``(N, C, H, W
 from __future__ import annotations
 
 import gzip
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,29 +35,41 @@ def _split_from_numpy(images: np.ndarray, labels: np.ndarray) -> Arrays:
     return np.ascontiguousarray(images, dtype=np.uint8), np.asarray(labels, dtype=np.int64)
 
 
-def load_fmnist_mini(path: Path) -> tuple[Arrays, Arrays]:
-    """The embedded subset: (train, test) from its ``.npz`` file."""
+def load_embedded(
+    path: Path, builder: str, source: str, train_shape: tuple[int, ...], test_shape: tuple[int, ...]
+) -> tuple[Arrays, Arrays]:
+    """An embedded subset: (train, test) from its ``.npz`` file (no pickles allowed), with the
+    expected image array shapes (``(N, H, W)`` grayscale or ``(N, H, W, 3)`` RGB)."""
     if not path.is_file():
         raise DataNotFoundError(
-            f"embedded dataset file {path} is missing; rebuild it from the official Fashion-MNIST "
-            "IDX files with `python data/build_fmnist_mini.py --source DIR` "
-            "(see data/README.md)"
+            f"embedded dataset file {path} is missing; rebuild it from {source} with "
+            f"`python data/{builder} --source DIR` (see data/README.md)"
         )
-    with np.load(path) as npz:
-        arrays = {key: npz[key] for key in npz.files}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{path} is damaged ({exc}); restore it with `git checkout -- {path.name}` or "
+            f"rebuild it with `python data/{builder}`"
+        ) from exc
     expected = {
-        "train_images": (10000, 28, 28),
-        "train_labels": (10000,),
-        "test_images": (2000, 28, 28),
-        "test_labels": (2000,),
+        "train_images": train_shape,
+        "train_labels": train_shape[:1],
+        "test_images": test_shape,
+        "test_labels": test_shape[:1],
     }
     for key, shape in expected.items():
         if key not in arrays or arrays[key].shape != shape:
             got = arrays[key].shape if key in arrays else "missing"
             raise DataError(f"{path}: array {key!r} should have shape {shape}, got {got}")
-    train = _split_from_numpy(arrays["train_images"], arrays["train_labels"])
-    test = _split_from_numpy(arrays["test_images"], arrays["test_labels"])
-    return train, test
+    splits = []
+    for split in ("train", "test"):
+        images = arrays[f"{split}_images"]
+        if images.ndim == 4:  # stored (N, H, W, C), as image files are
+            images = images.transpose(0, 3, 1, 2)
+        splits.append(_split_from_numpy(images, arrays[f"{split}_labels"]))
+    return splits[0], splits[1]
 
 
 def _read_idx(path: Path) -> np.ndarray:
