@@ -301,8 +301,9 @@ def test_cli_distill_with_cached_targets(tmp_path, monkeypatch, capsys):
     assert main([*argv, str(tmp_path / "run")]) == 0
     assert "target cache: 2 views of 100 images built" in capsys.readouterr().out
     assert load_checkpoint(tmp_path / "run" / "best.pt")["config"]["cached_targets"] == 2
-    assert main([*argv[:-2], "--method", "dskd", "--out", str(tmp_path / "dskd")]) == 2
-    assert "feature loss needs the teacher's feature maps" in capsys.readouterr().err
+    mhkd = ["--method", "mhkd", "--teacher-heads", "joint", "--out", str(tmp_path / "mhkd")]
+    assert main([*argv[:-2], *mhkd]) == 2
+    assert "trains the teacher's heads in this run" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -317,7 +318,7 @@ def test_cli_distill_with_cached_targets(tmp_path, monkeypatch, capsys):
         ("takd", {"assistant": "resnet14"}, 4),  # both KD legs
         ("mhkd", {}, 0),  # teacher_heads=auto may train the heads in the run
         ("mhkd", {"teacher_heads": "pretrained"}, 4),
-        ("dskd", {}, 0),  # the feature loss needs feature maps
+        ("dskd", {}, 4),  # logits and the teacher's last feature map, per stored view
         ("dskd", {"feature_loss": False}, 4),
     ],
 )
@@ -348,3 +349,56 @@ def test_fitnets_and_takd_train_their_kd_stages_from_the_cache(tiny, tmp_path, m
     )
     # One cache of the teacher (shared by fitnets and takd's first leg), one of the assistant.
     assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def _dskd(tiny, **options):
+    from dihkit.methods import BuildContext, get_method, resolve_options
+    from dihkit.runs.pipeline import load_teacher
+
+    torch.manual_seed(0)
+    context = BuildContext(
+        build_model("resnet8", 10, 1), load_teacher("resnet14"), tiny, TrainConfig()
+    )
+    return get_method("dskd").build(context, resolve_options("dskd", options))
+
+
+def test_dskd_caches_the_teachers_feature_map_of_each_view_within_fp16_rounding(tiny, tmp_path):
+    dskd = _dskd(tiny)
+    cache = load_or_build(dskd, tiny, views=2, seed=3, root=tmp_path, log=lambda _: None)
+    # resnet14's last feature map on 28x28 inputs: 64 x 7 x 7 values after the 10 logits.
+    assert tuple(cache.targets.shape) == (2, len(tiny.train), 1, 10 + 64 * 7 * 7)
+    loader = CachedTargetLoader(tiny.train, cache, 64, mean=tiny.spec.mean, std=tiny.spec.std)
+    images, labels, targets = next(iter(loader))
+    teacher = dskd.teacher.eval()
+    with torch.no_grad():  # the live teacher on the very pixels the loader served, by hand
+        t = teacher.relu(teacher.bn1(teacher.conv1(images)))
+        feature = teacher.layer3(teacher.layer2(teacher.layer1(t)))
+        logits = teacher.fc(torch.flatten(teacher.avgpool(feature), 1))
+    cached_logits, cached_feature = dskd._teacher_outputs(images, targets)
+    # float16 storage: relative rounding of at most 2^-11 of each value.
+    assert torch.allclose(cached_logits, logits, rtol=2**-10, atol=1e-3)
+    assert torch.allclose(cached_feature, feature, rtol=2**-10, atol=1e-3)
+    assert not torch.equal(cached_feature, torch.zeros_like(cached_feature))
+
+    # A step from the cache equals a live step up to that rounding.
+    live_logits, live_terms = _dskd(tiny).train()(images, labels)
+    step_logits, step_terms = _dskd(tiny).train()(images, labels, targets)
+    assert torch.equal(step_logits, live_logits)
+    assert step_terms.keys() == live_terms.keys()
+    for name in live_terms:
+        assert float(step_terms[name]) == pytest.approx(float(live_terms[name]), rel=1e-3)
+
+
+def test_dskd_and_kd_never_share_a_cache_of_the_same_teacher(tiny, tmp_path):
+    from dihkit.runs.pipeline import load_teacher
+
+    torch.manual_seed(0)
+    kd = KnowledgeDistillation(build_model("resnet8", 10, 1), load_teacher("resnet14").model)
+    kd_cache = load_or_build(kd, tiny, views=1, root=tmp_path, log=lambda _: None)
+    dskd_cache = load_or_build(_dskd(tiny), tiny, views=1, root=tmp_path, log=lambda _: None)
+    plain = load_or_build(
+        _dskd(tiny, feature_loss=False), tiny, views=1, root=tmp_path, log=lambda _: None
+    )
+    assert dskd_cache.folder != kd_cache.folder and dskd_cache.built
+    assert dskd_cache.key["contents"] == "logits+final-feature"
+    assert plain.folder == kd_cache.folder and not plain.built  # logits only: the same cache

@@ -1,18 +1,43 @@
 #!/usr/bin/env bash
-# Rebuilds the bundled teachers with the kit's own commands, on the CPU for repeatability
-# (about 30 minutes on 2 cores; resnet56 alone trains at about 25 s per epoch). Each teacher:
-# train from scratch, train linear heads on the frozen backbone, then export teacher + heads
-# into data/teachers/ and record it in manifest.json.
+# Rebuilds the bundled teachers with the kit's own commands, on the CPU for repeatability.
+# Resumable: every step runs with --resume, so after an interruption the same command continues
+# where it stopped (a finished step returns at once). Each teacher: train from scratch, train
+# linear DIH heads (DIH Eq. 3) on the frozen backbone, for the cifar10-mini ladder also MHKD's
+# conv heads (width 32, the classroom profile's) on the same frozen backbone, then export teacher
+# and heads into data/teachers/ and record it in manifest.json.
+#
+# Times on 2 CPU cores: the fmnist-mini teachers about 30 minutes in all; the cifar10-mini
+# ladder about 40 minutes (training: resnet8 91 s, resnet20 299 s; see data/teachers/README.md).
+# TEACHERS="name:arch:dataset:epochs:lr:conv ..." rebuilds a selection.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIHKIT=${DIHKIT:-.venv/bin/dihkit}
-# ARCH:EPOCHS:LR. The deep resnet56 needs a lower learning rate and more epochs to beat the
-# shallower teachers (at 15 epochs and lr 0.1 it reached only 83.7% validation accuracy).
-for spec in ${TEACHERS:-resnet14:15:0.1 resnet20:15:0.1 resnet56:30:0.05}; do
-  IFS=: read -r arch epochs lr <<<"$spec"
-  train="dihkit train --model $arch --dataset fmnist-mini --epochs $epochs --lr $lr --seed 0 --device cpu --out runs/teachers/$arch --quiet"
-  heads="dihkit train-heads --teacher runs/teachers/$arch/best.pt --head linear --epochs 10 --lr 0.002 --seed 0 --device cpu --out runs/teachers/$arch-heads --quiet"
-  $DIHKIT ${train#dihkit }
-  $DIHKIT ${heads#dihkit }
-  $DIHKIT export-teacher "runs/teachers/$arch-heads/best.pt" --name "$arch" --command "$train && $heads"
+# The deep resnet56 needs a lower learning rate and more epochs to beat the shallower
+# fmnist-mini teachers (at 15 epochs and lr 0.1 it reached only 83.7% validation accuracy).
+DEFAULT_TEACHERS="
+resnet14:resnet14:fmnist-mini:15:0.1:0
+resnet20:resnet20:fmnist-mini:15:0.1:0
+resnet56:resnet56:fmnist-mini:30:0.05:0
+resnet8-c10:resnet8:cifar10-mini:30:0.1:1
+resnet20-c10:resnet20:cifar10-mini:30:0.1:1
+wrn_16_2-c10:wrn_16_2:cifar10-mini:30:0.1:1
+resnet56-c10:resnet56:cifar10-mini:30:0.05:1
+"
+for spec in ${TEACHERS:-$DEFAULT_TEACHERS}; do
+  IFS=: read -r name arch dataset epochs lr conv <<<"$spec"
+  dir=runs/teachers/$name
+  train="dihkit train --model $arch --dataset $dataset --epochs $epochs --lr $lr --seed 0 --device cpu --out $dir --quiet"
+  $DIHKIT ${train#dihkit } --resume
+  command="$train"
+  source=$dir/best.pt
+  if [ "$conv" = 1 ]; then  # conv heads first: the linear set, trained last, is the primary one
+    convheads="dihkit train-heads --teacher $dir/best.pt --head conv --width 32 --epochs 10 --lr 0.05 --seed 0 --device cpu --out $dir-conv-heads --quiet"
+    $DIHKIT ${convheads#dihkit } --resume
+    command="$command && $convheads"
+    source=$dir-conv-heads/best.pt
+  fi
+  heads="dihkit train-heads --teacher $source --head linear --epochs 10 --lr 0.002 --seed 0 --device cpu --out $dir-heads --quiet"
+  $DIHKIT ${heads#dihkit } --resume
+  command="$command && $heads"
+  $DIHKIT export-teacher "$dir-heads/best.pt" --name "$name" --command "$command"
 done

@@ -345,18 +345,20 @@ def cmd_export_teacher(args: argparse.Namespace) -> int:
     cohort = teacher.require_cohort("export-teacher")
     data = _dataset_of(args, args.checkpoint)
     accuracy = cohort_accuracy(cohort, data, device="cpu")
-    entry = export_teacher(
-        args.checkpoint,
-        args.name,
-        command=args.command,
-        accuracies={
-            "val_acc": accuracy["teacher"]["val"],
-            "test_acc": accuracy["teacher"]["test"],
-            "members": list(accuracy),
-            "member_val_acc": [a["val"] for a in accuracy.values()],
-            "member_test_acc": [a["test"] for a in accuracy.values()],
-        },
-    )
+    accuracies = {
+        "val_acc": accuracy["teacher"]["val"],
+        "test_acc": accuracy["teacher"]["test"],
+        "members": list(accuracy),
+        "member_val_acc": [a["val"] for a in accuracy.values()],
+        "member_test_acc": [a["test"] for a in accuracy.values()],
+    }
+    primary = cohort.spec["kind"]
+    for kind in sorted(set(teacher.head_sets) - {primary}):  # e.g. MHKD's conv heads
+        other = cohort_accuracy(teacher.head_set(kind), data, device="cpu")
+        heads = {name: a for name, a in other.items() if name != "teacher"}
+        accuracies[f"{kind}_heads"] = list(heads)
+        accuracies[f"{kind}_head_test_acc"] = [a["test"] for a in heads.values()]
+    entry = export_teacher(args.checkpoint, args.name, command=args.command, accuracies=accuracies)
     print(json.dumps(entry, indent=1))
     return 0
 

@@ -17,6 +17,8 @@ from dihkit.book.tour import add_tour_arguments, run_tour
 from dihkit.checks import describe_range, in_range
 from dihkit.cli import commands
 from dihkit.cli.method_flags import add_method_option_args, methods_epilog
+from dihkit.cli.regime import __doc__ as regime_doc
+from dihkit.cli.regime import add_regime_arguments, cmd_regime_study
 from dihkit.cli.reproduce import add_reproduce_arguments, cmd_reproduce
 from dihkit.data.datasets import DATASET_NAMES
 from dihkit.errors import DihkitError
@@ -282,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_reproduce_arguments(p, _positive_int, _non_negative_int)
     p.set_defaults(run=cmd_reproduce)
+
+    p = sub.add_parser(
+        "regime-study",
+        help="the grid the classroom profile was chosen on: CE vs KD, paired seeds",
+        description=regime_doc,
+    )
+    add_regime_arguments(p, _seed)
+    p.set_defaults(run=cmd_regime_study)
 
     p = sub.add_parser("teachers", help="list the bundled teachers")
     p.set_defaults(run=commands.cmd_teachers)

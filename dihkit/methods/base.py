@@ -120,6 +120,9 @@ class Distiller(nn.Module):
     frozen: ClassVar[tuple[str, ...]] = ()  # attributes kept in eval mode whatever .train() says
     select_best: ClassVar[bool] = True  # False: keep the last epoch's weights (a prep stage)
     caches_targets: ClassVar[bool] = False  # True: may train from cached frozen targets
+    # What frozen_targets holds, part of the target cache's key: two methods with the same
+    # frozen network but different contents never share a cache.
+    cached_contents: ClassVar[str] = "logits"
 
     def __init__(self, student: nn.Module) -> None:
         super().__init__()

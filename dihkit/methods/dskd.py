@@ -3,6 +3,7 @@ teacher's final prediction and last feature map, weighted per sample by their lo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -84,12 +85,14 @@ class DeeplySupervisedKD(ExitsDistiller):
         teacher: nn.Module,
         projections: nn.ModuleList,
         options: DSKDOptions,
+        teacher_feature_shape: tuple[int, ...],
     ) -> None:
         super().__init__(student_exits)
         self.teacher = freeze(teacher)
         self.teacher_taps = StageTaps(self.teacher, [final_feature_position(self.teacher)])
         self.projections = projections  # one per shallow classifier, then the last one
         self.options = options
+        self.teacher_feature_shape = tuple(teacher_feature_shape)  # (C, H, W), no batch
         self._weights: dict[str, list[Tensor]] = {"kd_weights": [], "fea_weights": []}
 
     @classmethod
@@ -104,39 +107,44 @@ class DeeplySupervisedKD(ExitsDistiller):
         # the main classifier's shape.
         count = len(student_exits.positions) + 1
         projections = nn.ModuleList(FeatureProjection(s_shape, t_shape) for _ in range(count))
-        return cls(student_exits, teacher, projections, options)
+        return cls(student_exits, teacher, projections, options, t_shape)
 
     def extra_modules(self) -> dict[str, nn.Module]:
         return {"exits": self.student_exits.exits, "projections": self.projections}
 
-    @classmethod
-    def can_cache(cls, options: MethodOptions) -> bool:
-        return not options.feature_loss
+    @property
+    def cached_contents(self) -> str:  # type: ignore[override]
+        return "logits+final-feature" if self.options.feature_loss else "logits"
 
     def target_source(self) -> nn.Module:
         return self.teacher
 
-    def cache_refusal(self) -> str | None:
-        if self.options.feature_loss:
-            return (
-                "method 'dskd': the target cache stores logits, but the feature loss needs the "
-                "teacher's feature maps; run without --cached-targets or with --no-feature-loss"
-            )
-        return None
-
     def frozen_targets(self, images: Tensor) -> Tensor:
-        return self.teacher(images).unsqueeze(0)
+        """``(1, B, C)`` teacher logits; with the feature loss ``(1, B, C + F)``: the logits,
+        then the teacher's last feature map flattened (``F = channels x height x width``), so
+        the target cache stores the map of exactly the view the student sees."""
+        if not self.options.feature_loss:
+            return self.teacher(images).unsqueeze(0)
+        logits, (feature,) = self.teacher_taps(images)
+        return torch.cat([logits, feature.flatten(1)], dim=1).unsqueeze(0)
+
+    def _teacher_outputs(
+        self, images: Tensor, targets: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Teacher logits and (with the feature loss) last feature map, from the cache's packed
+        targets or live."""
+        packed = self.targets_for(images, targets)[0]
+        if not self.options.feature_loss:
+            return packed, None
+        classes = packed.shape[1] - math.prod(self.teacher_feature_shape)
+        feature = packed[:, classes:].reshape(-1, *self.teacher_feature_shape)
+        return packed[:, :classes], feature
 
     def forward(
         self, images: Tensor, labels: Tensor, targets: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         o = self.options
-        teacher_feature = None
-        if targets is not None:
-            teacher_logits = targets[0]
-        else:
-            with torch.no_grad():
-                teacher_logits, (teacher_feature,) = self.teacher_taps(images)
+        teacher_logits, teacher_feature = self._teacher_outputs(images, targets)
         out = self.student_exits(images)
         terms = {
             "ce": F.cross_entropy(out.logits, labels),

@@ -101,7 +101,8 @@ def export_teacher(
     written atomically)."""
     check_teacher_name(name)
     payload = load_checkpoint(checkpoint)
-    keep = ("method", "dataset", "image_size", "config", "meta", "model", "heads", "epoch", "best")
+    keep = ("method", "dataset", "image_size", "config", "meta", "model", "heads", "head_sets")
+    keep += ("epoch", "best")
     slim = {k: payload[k] for k in keep if k in payload}
     target = teacher_dir / f"{name}.pt"
     save_checkpoint(target, slim)

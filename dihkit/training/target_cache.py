@@ -75,7 +75,8 @@ class TargetCache:
     """The cached views of one training split.
 
     ``targets`` is ``(V, N, M, C)`` float16: member ``m``'s logits for view ``v`` of image ``n``
-    (members in the order the distiller's ``frozen_targets`` returns them); ``offsets``
+    (members in the order the distiller's ``frozen_targets`` returns them; a method may pack
+    more per member, as DSKD appends the teacher's flattened feature map to its logits); ``offsets``
     ``(V, N, 2)`` int8 and ``flips`` ``(V, N)`` bool are the views' crop offsets and mirrors.
     """
 
@@ -136,10 +137,13 @@ def cache_key(
     seed: int,
     augment: bool,
     device: torch.device,
+    contents: str = "logits",
 ) -> dict[str, Any]:
-    """Everything a cache's contents depend on, as plain JSON values."""
+    """Everything a cache's contents depend on, as plain JSON values (``contents``: what the
+    distiller's ``frozen_targets`` returns, e.g. logits only or logits and a feature map)."""
     return {
         "format": CACHE_FORMAT,
+        "contents": contents,
         "frozen_weights_sha256": state_digest(source),
         "dataset": data.spec.name,
         "train_split_sha256": split_digest(data.train),
@@ -306,6 +310,7 @@ def load_or_build(
         seed=seed,
         augment=augment,
         device=device,
+        contents=distiller.cached_contents,
     )
     folder = Path(root if root is not None else default_cache_root()) / _digest(key)
     folder.mkdir(parents=True, exist_ok=True)
