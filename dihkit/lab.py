@@ -61,6 +61,20 @@ from dihkit.studies.dskd_weights import (
     weight_histograms,
     weight_trajectory,
 )
+from dihkit.studies.reading_supervision import (
+    ablation_default,
+    ablation_reading_markdown,
+    ablation_section_markdown,
+    comparisons,
+    head_cost_markdown,
+    head_kl_markdown,
+    mhkd_ablation_specs,
+    mhkd_head_cost,
+    mhkd_teacher_heads,
+    reading_markdown,
+    weight_spread,
+    weights_markdown,
+)
 from dihkit.studies.paper_numbers import (
     DSKD_TABLE2,
     DSKD_TABLE3,
@@ -70,6 +84,15 @@ from dihkit.studies.paper_numbers import (
     dskd_table1_markdown,
     dskd_table3_markdown,
     mhkd_table2_markdown,
+)
+from dihkit.studies.reading_kd import (
+    capacity_comparisons,
+    capacity_reading,
+    cohort_reading,
+    dih_comparisons,
+    dih_reading,
+    entropy_reading,
+    kd_reading,
 )
 from dihkit.studies.student_heads import (
     DSKD_ABLATIONS,
@@ -89,11 +112,15 @@ from dihkit.studies.student_heads import (
     shallow_classifiers_markdown,
     term_curves,
 )
+from dihkit.studies.reading_comparison import (
+    comparison_reading,
+)
 from dihkit.studies.seeds import (
     learning_curves,
     noise_verdict,
     summarise_runs,
     summary_markdown,
+    verdict_class,
 )
 from dihkit.studies.temperature import (
     TAU_GRID,
@@ -164,6 +191,7 @@ __all__ = [
     "cohort_markdown",
     "collect_results",
     "collected_runs",
+    "comparison_reading",
     "dataset_spec",
     "default_assistant",
     "default_head_width",
@@ -223,6 +251,28 @@ __all__ = [
     "train_heads",
     "weight_histogram_figure",
     "weight_histograms",
+    "verdict_class",
     "weight_trajectory",
     "write_results",
+    # dihkit.studies.reading_kd
+    "capacity_comparisons",
+    "capacity_reading",
+    "cohort_reading",
+    "dih_comparisons",
+    "dih_reading",
+    "entropy_reading",
+    "kd_reading",
+    # dihkit.studies.reading_supervision
+    "ablation_default",
+    "ablation_reading_markdown",
+    "ablation_section_markdown",
+    "comparisons",
+    "head_cost_markdown",
+    "head_kl_markdown",
+    "mhkd_ablation_specs",
+    "mhkd_head_cost",
+    "mhkd_teacher_heads",
+    "reading_markdown",
+    "weight_spread",
+    "weights_markdown",
 ]

@@ -3,6 +3,8 @@ the notebooks' method-parameter checks, whose ranges come from the method regist
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from dihkit.data.datasets import dataset_spec
@@ -46,9 +48,17 @@ def test_the_ladder_is_the_profiles_or_the_given_teachers():
         capacity_ladder("paper")
 
 
-def test_the_default_assistant_is_the_second_largest_teachers_architecture():
+def test_the_default_assistant_is_half_way_in_log_parameters():
+    # resnet8 has 77,754 parameters and resnet56 855,482 (10 classes, 1 channel): the geometric
+    # mean is 257,908; resnet20 (272,186) is closer to it in log terms than resnet14 (174,970)
+    # or wrn_16_2 (691,386), and resnet8 (not larger than the student) is no candidate.
+    assert math.isclose(math.sqrt(77_754 * 855_482), 257_908, rel_tol=1e-4)
     assert default_assistant(["resnet14", "resnet20", "resnet56"], "resnet8") == "resnet20"
+    ladder = ["resnet8-c10", "resnet20-c10", "wrn_16_2-c10", "resnet56-c10"]
+    assert default_assistant(ladder, "resnet8") == "resnet20"
+    assert default_assistant(["resnet14", "wrn_16_2", "resnet56"], "resnet8") == "resnet14"
     assert default_assistant(["resnet56"], "resnet8") == "resnet8"
+    assert default_assistant(["resnet8-c10", "resnet56-c10"], "resnet8") == "resnet8"
     assert teacher_arch("resnet56") == read_manifest()["resnet56"]["arch"]
 
 

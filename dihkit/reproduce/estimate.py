@@ -39,6 +39,7 @@ from dihkit.training.runtime import autocast, evaluating, resolve_device, seed_e
 # Official split sizes (train, test), so an estimate needs no dataset on disk.
 SPLIT_SIZES = {
     "fmnist-mini": (10_000, 2_000),
+    "cifar10-mini": (5_000, 2_000),
     "fashion-mnist": (60_000, 10_000),
     "cifar10": (50_000, 10_000),
     "cifar100": (50_000, 10_000),

@@ -4,6 +4,7 @@ capacity-gap plot."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -69,7 +70,7 @@ def capacity_points(
 
 CAPACITY_LADDERS = {
     "smoke": ("resnet14",),  # one teacher: CI time
-    "classroom": ("resnet14", "resnet20", "resnet56"),
+    "classroom": ("resnet8-c10", "resnet20-c10", "wrn_16_2-c10", "resnet56-c10"),
 }
 
 
@@ -90,9 +91,21 @@ def capacity_ladder(profile: str, teachers: Sequence[str] | None = None) -> list
 
 
 def default_assistant(ladder: Sequence[str], student: str) -> str:
-    """TAKD's assistant architecture when none is given: the architecture of the second-largest
-    teacher of the ladder (the student's own with a single teacher)."""
-    return teacher_arch(ladder[-2]) if len(ladder) > 1 else student
+    """TAKD's assistant architecture when none is given: among the ladder's teachers below the
+    largest and larger than the student, the architecture whose parameter count is closest to
+    the geometric mean of the student's and the largest teacher's (half-way in log-capacity,
+    where TAKD found its best assistants); the student's own with no such teacher."""
+    teacher_size = model_parameters(teacher_arch(ladder[-1]))
+    student_size = model_parameters(student)
+    middle = math.log(teacher_size * student_size) / 2
+    candidates = [
+        arch
+        for arch in (teacher_arch(name) for name in ladder[:-1])
+        if student_size < model_parameters(arch) < teacher_size
+    ]
+    if not candidates:
+        return student
+    return min(candidates, key=lambda arch: abs(math.log(model_parameters(arch)) - middle))
 
 
 def teacher_ladder_markdown(ladder: Sequence[str], student: str, dataset: str) -> str:

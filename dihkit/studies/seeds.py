@@ -15,11 +15,14 @@ from dihkit.runs.results import run_label
 __all__ = [
     "GroupSummary",
     "learning_curves",
+    "VERDICTS",
     "mean_std",
     "noise_verdict",
     "paired_differences",
+    "paired_verdict_class",
     "summarise_runs",
     "summary_markdown",
+    "verdict_class",
 ]
 
 
@@ -131,6 +134,38 @@ def summary_markdown(summaries: Sequence[GroupSummary], baseline: str | None = N
             + (f" {', '.join(s.notebooks)} |" if sources else "")
         )
     return "\n".join(lines)
+
+
+VERDICTS = ("consistent", "mixed signs", "within spread", "one seed", "no shared seed")
+CONSISTENT, MIXED, SPREAD, ONE_SEED, NO_PAIRS = VERDICTS
+
+
+def paired_verdict_class(diffs: Iterable[float]) -> str:
+    """The class of paired differences under the kit's rule (:func:`noise_verdict`):
+    ``consistent`` (the same sign in all and ``|mean| > std``), ``mixed signs`` or ``within
+    spread`` (both: inside seed noise), ``one seed`` (no verdict possible) or ``no shared
+    seed``."""
+    diffs = list(diffs)
+    if not diffs:
+        return NO_PAIRS
+    if len(diffs) < 2:
+        return ONE_SEED
+    if not (all(d > 0 for d in diffs) or all(d < 0 for d in diffs)):
+        return MIXED
+    mean, std = mean_std(diffs)
+    return CONSISTENT if abs(mean) > std else SPREAD
+
+
+def verdict_class(summary: GroupSummary) -> str:
+    """``"ahead"``, ``"behind"``, ``"inside noise"`` or ``"one seed"`` for a summary's paired
+    differences to its baseline (:func:`paired_verdict_class`, with the sign)."""
+    diffs = list(summary.paired.values())
+    verdict = paired_verdict_class(diffs)
+    if verdict in (ONE_SEED, NO_PAIRS):
+        return "one seed"
+    if verdict != CONSISTENT:
+        return "inside noise"
+    return "ahead" if mean_std(diffs)[0] > 0 else "behind"
 
 
 def noise_verdict(summary: GroupSummary, baseline: GroupSummary) -> str:
