@@ -112,6 +112,11 @@ from dihkit.studies.student_heads import (
     shallow_classifiers_markdown,
     term_curves,
 )
+from dihkit.studies.exercises import (
+    check_close,
+    check_equal,
+    check_predicate,
+)
 from dihkit.studies.reading_comparison import (
     comparison_reading,
 )
@@ -157,6 +162,9 @@ from dihkit.viz.teacher_heads import (
     plot_reliability,
     show_plotly,
 )
+from dihkit.viz.source import (
+    source_block,
+)
 from dihkit.viz.widgets import (
     head_explorer,
     temperature_explorer,
@@ -191,6 +199,9 @@ __all__ = [
     "cohort_markdown",
     "collect_results",
     "collected_runs",
+    "check_close",
+    "check_equal",
+    "check_predicate",
     "comparison_reading",
     "dataset_spec",
     "default_assistant",
@@ -239,6 +250,7 @@ __all__ = [
     "shallow_classifier_rows",
     "shallow_classifiers_markdown",
     "show_plotly",
+    "source_block",
     "split_logits",
     "state_digest",
     "sum_to_one_gap",

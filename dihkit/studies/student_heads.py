@@ -23,8 +23,9 @@ from dihkit.runs import pipeline
 from dihkit.runs.profiles import Settings, check_range, reject_text
 from dihkit.studies.seeds import mean_std
 
-# The MHKD paper's heads have 256 kernels; on a laptop CPU a 3x3 conv with 256 kernels at
-# 28x28 costs about 20 times the whole resnet8 student, so the CPU profiles use 32.
+# The MHKD paper's heads have 256 kernels; at that width a resnet8 student's three heads cost
+# about 70 times its own forward FLOPs (notebook 05 computes it with
+# reading_supervision.mhkd_head_cost), so the CPU profiles use 32 (about 1.7 times).
 PAPER_HEAD_WIDTH = 256
 CPU_HEAD_WIDTH = 32
 
