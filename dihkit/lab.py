@@ -16,8 +16,15 @@ from dihkit.data.datasets import (
 from dihkit.models import (
     MODEL_NAMES,
 )
+from dihkit.losses import (
+    adaptive_weights,
+    dih_loss,
+    kd_loss,
+)
 from dihkit.nn.heads import (
     HEAD_TYPES,
+    LinearHead,
+    PooledHead,
     feature_shapes,
     mount_heads,
 )
@@ -42,6 +49,8 @@ from dihkit.studies.capacity import (
     capacity_ladder,
     capacity_points,
     default_assistant,
+    model_parameters,
+    teacher_arch,
     teacher_ladder_markdown,
 )
 from dihkit.studies.cohort import (
@@ -116,6 +125,26 @@ from dihkit.studies.exercises import (
     check_close,
     check_equal,
     check_predicate,
+)
+from dihkit.studies.exercises_01_03 import (
+    call_answer,
+    loglog_slope,
+)
+from dihkit.methods.dih import (
+    IntermediateHeads,
+)
+from dihkit.methods.dskd import (
+    DeeplySupervisedKD,
+)
+from dihkit.methods.mhkd import (
+    MultiHeadKD,
+)
+from dihkit.studies.exercises_04_06 import (
+    cohort_size,
+    dih_example,
+    entropy_comparison,
+    largest_last_epoch,
+    shallow_losses_example,
 )
 from dihkit.studies.reading_comparison import (
     comparison_reading,
@@ -202,6 +231,14 @@ __all__ = [
     "check_close",
     "check_equal",
     "check_predicate",
+    # dihkit.studies.exercises_01_03 and the code the exercises of notebooks 01-03 use
+    "LinearHead",
+    "PooledHead",
+    "call_answer",
+    "kd_loss",
+    "loglog_slope",
+    "model_parameters",
+    "teacher_arch",
     "comparison_reading",
     "dataset_spec",
     "default_assistant",
@@ -287,4 +324,15 @@ __all__ = [
     "reading_markdown",
     "weight_spread",
     "weights_markdown",
+    # dihkit.studies.exercises_04_06 and the code the exercises of notebooks 04-06 use
+    "DeeplySupervisedKD",
+    "IntermediateHeads",
+    "MultiHeadKD",
+    "adaptive_weights",
+    "cohort_size",
+    "dih_example",
+    "dih_loss",
+    "entropy_comparison",
+    "largest_last_epoch",
+    "shallow_losses_example",
 ]
