@@ -54,11 +54,12 @@ def test_the_default_assistant_is_half_way_in_log_parameters():
     # or wrn_16_2 (691,386), and resnet8 (not larger than the student) is no candidate.
     assert math.isclose(math.sqrt(77_754 * 855_482), 257_908, rel_tol=1e-4)
     assert default_assistant(["resnet14", "resnet20", "resnet56"], "resnet8") == "resnet20"
-    ladder = ["resnet8-c10", "resnet20-c10", "wrn_16_2-c10", "resnet56-c10"]
-    assert default_assistant(ladder, "resnet8") == "resnet20"
+    # vgg8's 3.9M parameters (10 classes, 1 channel) put the half-way point near wrn_16_2.
+    ladder = ["resnet8-c10", "resnet20-c10", "wrn_16_2-c10", "vgg8-c10"]
+    assert default_assistant(ladder, "resnet8") == "wrn_16_2"
     assert default_assistant(["resnet14", "wrn_16_2", "resnet56"], "resnet8") == "resnet14"
     assert default_assistant(["resnet56"], "resnet8") == "resnet8"
-    assert default_assistant(["resnet8-c10", "resnet56-c10"], "resnet8") == "resnet8"
+    assert default_assistant(["resnet8-c10", "vgg8-c10"], "resnet8") == "resnet8"
     assert teacher_arch("resnet56") == read_manifest()["resnet56"]["arch"]
 
 

@@ -88,7 +88,7 @@ PROFILES: dict[str, Settings] = {
     "classroom": Settings(
         profile="classroom",
         dataset="cifar10-mini",
-        teacher="resnet56-c10",
+        teacher="vgg8-c10",
         student="resnet8",
         epochs=10,
         train_per_class=100,

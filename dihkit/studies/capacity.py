@@ -70,7 +70,7 @@ def capacity_points(
 
 CAPACITY_LADDERS = {
     "smoke": ("resnet14",),  # one teacher: CI time
-    "classroom": ("resnet8-c10", "resnet20-c10", "wrn_16_2-c10", "resnet56-c10"),
+    "classroom": ("resnet8-c10", "resnet20-c10", "wrn_16_2-c10", "vgg8-c10"),
 }
 
 
