@@ -12,7 +12,8 @@ from dihkit.data.datasets import per_class_subset
 from dihkit.errors import ConfigError
 from dihkit.runs.cache import cached_run
 from dihkit.runs.pipeline import distill_identity
-from dihkit.runs.profiles import resolve
+from dihkit.runs.profiles import PROFILES, resolve
+from dihkit.studies.capacity import CAPACITY_LADDERS
 from dihkit.training.checkpoint import load_checkpoint
 from dihkit.training.config import TrainConfig
 from dihkit.training.identity import identity_digest
@@ -142,7 +143,10 @@ def test_a_run_with_a_damaged_checkpoint_starts_again_from_scratch(tmp_path, mon
 def test_profiles_fill_defaults_and_reject_bad_values(monkeypatch):
     monkeypatch.delenv("DIHKIT_PROFILE", raising=False)
     settings = resolve("classroom", epochs=None, seed=3)
-    assert settings.epochs == 15 and settings.seeds == (3,) and settings.teacher == "resnet56"
+    classroom = PROFILES["classroom"]
+    assert settings.epochs == classroom.epochs and settings.seeds == (3,)
+    assert settings.teacher == classroom.teacher == CAPACITY_LADDERS["classroom"][-1]
+    assert classroom.dataset == "cifar10-mini" and len(classroom.seeds) >= 5
     with pytest.raises(ConfigError, match="profile = 'lecture'.*smoke"):
         resolve("lecture")
     with pytest.raises(ConfigError, match=r"epochs = 0 must be an integer in \[1, inf\)"):

@@ -26,7 +26,7 @@ def test_the_bundle_holds_at_least_resnet14_20_and_56():
 def test_bundled_teacher_is_small_and_matches_its_sha256(name):
     path = bundled_path(name)
     assert sha256_of(path) == MANIFEST[name]["sha256"]
-    assert path.stat().st_size < 8 * 2**20
+    assert path.stat().st_size < 20 * 2**20  # vgg8-c10, the largest, is 17.6 MB
     assert MANIFEST[name]["command"].startswith("dihkit train --model")
 
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 TOP_LEVEL_SKIPPED = {".git", ".venv", "runs", "build", "dist", ".cache", "shared"}
 SKIPPED_ANYWHERE = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".ruff_cache"}
-MAX_WHEEL_BYTES = 60_000_000  # the wheel is about 45 MB (cifar10-mini 20 MB); runs/ would show
+MAX_WHEEL_BYTES = 80_000_000  # about 62 MB (cifar10-mini 20 MB, its teachers 27 MB)
 COMMAND_TIMEOUT = 300
 
 

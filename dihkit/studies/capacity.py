@@ -91,21 +91,25 @@ def capacity_ladder(profile: str, teachers: Sequence[str] | None = None) -> list
 
 
 def default_assistant(ladder: Sequence[str], student: str) -> str:
-    """TAKD's assistant architecture when none is given: among the ladder's teachers below the
-    largest and larger than the student, the architecture whose parameter count is closest to
-    the geometric mean of the student's and the largest teacher's (half-way in log-capacity,
-    where TAKD found its best assistants); the student's own with no such teacher."""
+    """TAKD's assistant architecture when none is given: the largest of the ladder's teachers
+    (below the largest, larger than the student) whose parameter count is at most the geometric
+    mean of the student's and the largest teacher's (TAKD's assistants sit in between; from the
+    lower half, the assistant run costs at most about as much as the way up to it), else the
+    smallest such teacher above that mean; the student's own with no such teacher."""
     teacher_size = model_parameters(teacher_arch(ladder[-1]))
     student_size = model_parameters(student)
-    middle = math.log(teacher_size * student_size) / 2
-    candidates = [
-        arch
+    middle = math.sqrt(teacher_size * student_size)
+    sizes = {
+        arch: model_parameters(arch)
         for arch in (teacher_arch(name) for name in ladder[:-1])
         if student_size < model_parameters(arch) < teacher_size
-    ]
-    if not candidates:
+    }
+    if not sizes:
         return student
-    return min(candidates, key=lambda arch: abs(math.log(model_parameters(arch)) - middle))
+    below = [arch for arch, size in sizes.items() if size <= middle]
+    if below:
+        return max(below, key=sizes.__getitem__)
+    return min(sizes, key=sizes.__getitem__)
 
 
 def teacher_ladder_markdown(ladder: Sequence[str], student: str, dataset: str) -> str:

@@ -18,6 +18,7 @@ from dihkit.data.loader import BatchLoader
 from dihkit.studies.calibration import ReliabilityCurve, reliability_curve, top1_agreement
 from dihkit.teachers.bundled import read_manifest
 from dihkit.teachers.loading import load_teacher
+from dihkit.training.config import EVAL_BATCH_SIZE
 from dihkit.training.runtime import autocast, evaluating, resolve_device, uses_channels_last
 
 COHORT_AVERAGE = "cohort average"
@@ -31,7 +32,7 @@ def predict_logits(
     mean: Sequence[float],
     std: Sequence[float],
     device: str | torch.device = "cpu",
-    batch_size: int = 1000,
+    batch_size: int = EVAL_BATCH_SIZE,
 ) -> Tensor:
     """Logits of ``model`` for uint8 ``images`` ``(N, C, H, W)``, normalised by ``mean``/``std``
     as in training: ``[N, C]`` for a model, ``[k+1, N, C]`` for a cohort; float32 on the CPU."""

