@@ -52,7 +52,7 @@ def test_quick_method_benchmark_reports_every_variant_as_json(capsys):
         else:
             assert entry["cached_ms"] is None, label
     cacheable = {k for k, e in report["steps"].items() if e["cached_refusal"] is None}
-    assert cacheable == {"kd", "dih", "dih-ensemble", "dskd-nofea"}
+    assert cacheable == {"kd", "dih", "dih-ensemble", "dskd", "dskd-nofea"}
     assert set(report["epochs_s"]) == {
         "ce",
         "kd",

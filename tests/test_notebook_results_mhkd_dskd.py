@@ -56,7 +56,7 @@ def test_both_notebooks_record_their_smoke_settings(results):
 def test_05_compares_kd_and_mhkd_on_every_seed_with_the_mhkd_papers_settings(results):
     payload = results["05_multi_head_kd"]
     seeds = payload["settings"]["seeds"]
-    assert [r["method"] for r in payload["runs"]] == ["kd", "mhkd"] * len(seeds)
+    assert [r["method"] for r in payload["runs"]] == ["kd", "mhkd", "ce"] * len(seeds)
     (kd,) = _runs(payload, "kd")
     (mhkd,) = _runs(payload, "mhkd")
     assert kd["options"] == {"tau": 4.0, "alpha": 0.9, "kd_weighting": "convex"}
@@ -128,7 +128,8 @@ def test_05_single_head_ablation_beside_the_papers_table2(results):
 def test_06_compares_kd_dskd_dsn_and_byot_and_reuses_05s_kd_run(results):
     payload = results["06_deeply_supervised_kd"]
     seeds = payload["settings"]["seeds"]
-    assert [r["method"] for r in payload["runs"]] == ["kd", "dskd", "dsn", "byot"] * len(seeds)
+    methods = ["kd", "dskd", "dsn", "byot", "ce"]
+    assert [r["method"] for r in payload["runs"]] == methods * len(seeds)
     kd_05 = {r["run_dir"] for r in _runs(results["05_multi_head_kd"], "kd")}
     assert {r["run_dir"] for r in _runs(payload, "kd")} == kd_05
     assert all(r["teacher"] is None for r in _runs(payload, "dsn") + _runs(payload, "byot"))
@@ -143,7 +144,11 @@ def test_06_compares_kd_dskd_dsn_and_byot_and_reuses_05s_kd_run(results):
         "fea_last",
         "fea_shallow",
     }
-    assert len(payload["extra"]["verdicts"]) == 3
+    assert len(payload["extra"]["verdicts"]) == 4  # dskd, dsn, byot and ce, each against kd
+    compared = {
+        (c["label"].split()[0], c["baseline"].split()[0]) for c in payload["extra"]["comparisons"]
+    }
+    assert {("dskd", "dsn"), ("dskd", "byot"), ("dskd", "ce")} <= compared
 
 
 def test_06_shallow_classifiers_are_removed_at_export(results):

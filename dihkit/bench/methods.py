@@ -37,8 +37,8 @@ from dihkit.training.target_cache import CachedTargetLoader, TargetCache, load_o
 __all__ = ["VARIANTS", "MethodBenchmark", "method_benchmark", "format_method_benchmark"]
 
 # (label, method, options): the distillation methods with their defaults, except MHKD's heads at
-# the notebooks' CPU width, and DSKD also without its feature loss (its variant whose frozen
-# inputs are logits only, so it can use the cache).
+# the notebooks' CPU width, and DSKD also without its feature loss (its cached targets are then
+# logits only; with the loss they also hold the teacher's last feature map).
 VARIANTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("ce", "ce", {}),
     ("kd", "kd", {}),

@@ -370,6 +370,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         f"fmnist-mini: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test images"
     )
     for name in teacher_names():
+        if read_manifest()[name].get("dataset") != data.spec.name:
+            continue  # e.g. the cifar10-mini ladder; quickstart runs on fmnist-mini
         print(f"\nbundled teacher {name} and its heads (the DIH cohort):")
         _print_members(cohort_accuracy(load_teacher(name).cohort, data, device=args.device))
     print(f"\ntraining a small teacher ({args.model}, {args.epochs} epochs) on fmnist-mini ...")
