@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -423,3 +424,11 @@ def test_notebooks_command_copies_the_bundled_sequence_once(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "00_tour.ipynb already exists" in err and "--overwrite" in err
     assert main(["notebooks", str(dest), "--overwrite"]) == 0
+
+
+@pytest.mark.skipif(os.name != "posix", reason="IPC sockets are a POSIX transport")
+def test_kernels_talk_over_ipc_sockets_not_unencrypted_tcp():
+    from dihkit.book.execute import _kernel_manager_class
+
+    manager = _kernel_manager_class()(kernel_name="python3")
+    assert manager.transport == "ipc"

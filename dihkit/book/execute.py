@@ -130,6 +130,22 @@ def profile_from_arguments() -> Iterator[None]:
             os.environ["DIHKIT_PROFILE"] = saved
 
 
+def _kernel_manager_class() -> type | None:
+    """On POSIX, a kernel manager that talks to the kernel over local IPC sockets instead of
+    TCP on localhost (which makes every kernel warn that its traffic is unencrypted); None
+    (nbclient's default, TCP) elsewhere."""
+    if os.name != "posix":
+        return None
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def execute(source: Path, output: Path, parameters: Mapping[str, Any], cwd: Path) -> float:
     """Execute one notebook with papermill; its wall time in seconds. A failing cell is a
     :class:`NotebookError` (the executed copy at ``output`` shows it)."""
@@ -145,6 +161,7 @@ def execute(source: Path, output: Path, parameters: Mapping[str, Any], cwd: Path
             kernel_name=KERNEL,
             cwd=str(cwd),
             progress_bar=False,
+            **({"kernel_manager_class": manager} if (manager := _kernel_manager_class()) else {}),
         )
     except PapermillExecutionError as error:
         raise NotebookError(source.name, error.ename, error.evalue, output) from None
