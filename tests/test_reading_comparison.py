@@ -3,23 +3,16 @@ give, and the time sentence quotes the fastest and slowest rows."""
 
 from __future__ import annotations
 
+from run_records import fake_run
+
 from dihkit.studies.reading_comparison import comparison_reading
 from dihkit.studies.seeds import summarise_runs, verdict_class
 
 
 def _runs(method: str, accs: list[float], seconds: float) -> list[dict]:
+    teacher = None if method == "ce" else "t"
     return [
-        {
-            "method": method,
-            "teacher": None if method == "ce" else "t",
-            "student": "resnet8",
-            "seed": seed,
-            "label": method,
-            "test_acc_best": acc,
-            "test_acc_last": acc,
-            "seconds": seconds,
-            "student_params": 1000,
-        }
+        fake_run(method, seed, acc, teacher=teacher, label=method, seconds=seconds)
         for seed, acc in enumerate(accs)
     ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from run_records import fake_run
 
 from dihkit.studies.reading_kd import (
     capacity_comparisons,
@@ -24,20 +25,8 @@ SETTINGS = SimpleNamespace(dataset="toy-data", train_per_class=37, epochs=7, see
 
 
 def run(method, seed, acc, teacher=None, assistant=None):
-    record = {
-        "method": method,
-        "teacher": teacher,
-        "student": "resnet8",
-        "seed": seed,
-        "label": None,
-        "test_acc_best": acc,
-        "test_acc_last": acc,
-        "seconds": 1.0,
-        "student_params": 1000,
-    }
-    if assistant:
-        record["options"] = {"assistant": assistant}
-    return record
+    options = {"options": {"assistant": assistant}} if assistant else {}
+    return fake_run(method, seed, acc, teacher=teacher, student_params=1000, **options)
 
 
 def runs(method, accs, teacher=None, assistant=None):

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from run_records import fake_run
 
 from dihkit.runs import results
 from dihkit.runs.cache import RunSummary
@@ -17,17 +18,8 @@ from dihkit.studies.seeds import summarise_runs
 
 
 def record(method, seed, acc, *, teacher="resnet56-c10", label=None, seconds=10.0):
-    return {
-        "method": method,
-        "teacher": None if method == "ce" else teacher,
-        "student": "resnet8",
-        "seed": seed,
-        "label": label,
-        "test_acc_best": acc,
-        "test_acc_last": acc,
-        "seconds": seconds,
-        "student_params": 78042,
-    }
+    teacher = None if method == "ce" else teacher
+    return fake_run(method, seed, acc, teacher=teacher, label=label, seconds=seconds)
 
 
 def grid(accs: dict[str, list[float]], seconds: dict[str, float] | None = None) -> list[dict]:

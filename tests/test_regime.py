@@ -3,25 +3,18 @@ hand-made runs (the numbers below are checked by hand, not by the functions unde
 
 from __future__ import annotations
 
+from run_records import fake_run
+
 from dihkit.studies.regime import choose_point, ladder_span, point_verdicts, regime_rows
 
 SEEDS = range(5)
 
 
 def _runs(n, epochs, label, method, accs, seconds):
+    teacher = None if method == "ce" else "vgg8-c10"
+    point = {"train_per_class": n, "epochs": epochs}
     return [
-        {
-            "method": method,
-            "teacher": None if method == "ce" else "vgg8-c10",
-            "student": "resnet8",
-            "seed": seed,
-            "label": label,
-            "test_acc_best": acc,
-            "test_acc_last": acc,
-            "seconds": secs,
-            "student_params": 78042,
-            "point": {"train_per_class": n, "epochs": epochs},
-        }
+        fake_run(method, seed, acc, teacher=teacher, label=label, seconds=secs, point=point)
         for seed, acc, secs in zip(SEEDS, accs, seconds, strict=True)
     ]
 
