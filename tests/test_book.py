@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_support import write_notebook
 
 from dihkit.book import assets as book_assets
 from dihkit.book import tour as book
@@ -66,15 +67,7 @@ def make_notebook(folder: Path, stem: str, extra_parameters: str = "", figures: 
     ]
     if figures:
         cells += [new_code_cell(source) for source in FIGURES]
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, folder / f"{stem}.ipynb")
-    return folder / f"{stem}.ipynb"
+    return write_notebook(folder, stem, cells)
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import nbformat
 import pytest
 import torch
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+from notebook_support import write_notebook
 
 from dihkit.book.execute import NotebookError
 from dihkit.cli.main import main
@@ -224,24 +224,15 @@ def test_repeated_seeds_are_refused_and_errors_name_the_parameter_given(monkeypa
 
 
 def _notebook(folder: Path, stem: str, parameters: str, body: str) -> Path:
-    nb = new_notebook(
-        cells=[
-            new_markdown_cell(f"# Synthetic {stem}"),
-            new_code_cell(
-                'profile = "classroom"\nout_dir = "out"\ncache_dir = "cache"\n' + parameters,
-                metadata={"tags": ["parameters"]},
-            ),
-            new_code_cell(body),
-        ]
-    )
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, folder / f"{stem}.ipynb")
-    return folder / f"{stem}.ipynb"
+    cells = [
+        new_markdown_cell(f"# Synthetic {stem}"),
+        new_code_cell(
+            'profile = "classroom"\nout_dir = "out"\ncache_dir = "cache"\n' + parameters,
+            metadata={"tags": ["parameters"]},
+        ),
+        new_code_cell(body),
+    ]
+    return write_notebook(folder, stem, cells)
 
 
 def test_tour_names_seed_for_a_bad_seed_before_running_anything(tmp_path, capsys):
