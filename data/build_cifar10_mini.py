@@ -20,7 +20,6 @@ deterministic (``data/npz_writer.py``) for a given Pillow/libjpeg and zlib.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import re
 import subprocess
@@ -138,8 +137,7 @@ def build(
         arrays[f"{split}_images"] = images
         arrays[f"{split}_labels"] = labels
         arrays[f"{split}_source_number"] = numbers
-    write_npz(out, arrays)
-    return hashlib.sha256(out.read_bytes()).hexdigest()
+    return write_npz(out, arrays)
 
 
 def main(argv: list[str] | None = None) -> int:

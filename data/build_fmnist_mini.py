@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import sys
 from pathlib import Path
 
@@ -93,8 +92,7 @@ def build(source: Path, out: Path) -> str:
         "train_source_index": train_idx,
         "test_source_index": test_idx,
     }
-    write_npz(out, arrays)
-    return hashlib.sha256(out.read_bytes()).hexdigest()
+    return write_npz(out, arrays)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ zlib). Only numpy and the standard library are needed.
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -36,8 +37,8 @@ def npy_bytes(array: np.ndarray) -> bytes:
     )
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as a deterministic, deflate-compressed .npz file."""
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
+    """Write ``arrays`` as a deterministic, deflate-compressed .npz file; return its sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", allowZip64=False) as zf:
         for name, array in arrays.items():
@@ -46,3 +47,4 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             info.create_system = 3
             info.external_attr = ZIP_EXTERNAL_ATTR
             zf.writestr(info, npy_bytes(array), compresslevel=ZIP_COMPRESS_LEVEL)
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -91,6 +91,7 @@ def test_loads_by_name_with_official_splits_apart():
 
 def test_builder_selects_decodes_and_is_byte_for_byte(tmp_path):
     builder = _builder()
+    assert builder.CLASSES == CIFAR10_CLASSES  # the script stands alone; its labels are the kit's
     decoded = _write_tree(tmp_path / "copy", {"train": 6, "test": 4})
     counts, source_counts = {"train": 3, "test": 2}, {"train": 6, "test": 4}
     first = builder.build(tmp_path / "copy", tmp_path / "a.npz", counts, source_counts)
