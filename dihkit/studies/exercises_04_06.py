@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from dihkit.losses import ensemble_probs, softened
+from dihkit.studies.temperature import entropy
 from dihkit.teachers.loading import load_teacher
 
 __all__ = [
@@ -32,16 +33,12 @@ def dih_example(
     return student, cohort
 
 
-def _entropy(probs: Tensor) -> Tensor:
-    return -(probs * probs.clamp_min(torch.finfo(probs.dtype).tiny).log()).sum(dim=-1)
-
-
 def entropy_comparison(cohort_logits: Tensor, tau: float) -> dict[str, float]:
     """Mean entropy (nats, over the samples) of the ensemble target ``mean_m P_m^tau`` (what the
     DIH ensemble variant distils from) and of the members' own softened distributions."""
     return {
-        "ensemble": _entropy(ensemble_probs(cohort_logits, tau)).mean().item(),
-        "mean_member": _entropy(softened(cohort_logits, tau)).mean().item(),
+        "ensemble": entropy(ensemble_probs(cohort_logits, tau)).mean().item(),
+        "mean_member": entropy(softened(cohort_logits, tau)).mean().item(),
     }
 
 
