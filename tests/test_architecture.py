@@ -166,7 +166,6 @@ def test_at_most_a_handful_of_modules_outside_subpackages():
         "dihkit.errors",
         "dihkit.files",
         "dihkit.lab",
-        "dihkit.losses",
         "dihkit.resources",
     ]
 

@@ -10,6 +10,8 @@ method.
 # Importing the modules registers the methods, in this order (the order `--help` lists them).
 from dihkit.methods import ce, kd, dih, fitnets, dml, takd, mhkd, dskd  # noqa: F401
 from dihkit.methods import deep_supervision  # noqa: F401  (dsn, byot)
+from dihkit.methods import dkd, kd_decomposition, channel_distillation  # noqa: F401
+from dihkit.methods import feed, neighbourhood  # noqa: F401
 from dihkit.methods.base import BuildContext, Distiller
 from dihkit.methods.options import MethodOptions, OptionInfo, option, option_infos
 from dihkit.methods.registry import get_method, method_names, register, resolve_options

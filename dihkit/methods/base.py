@@ -76,6 +76,9 @@ class BuildContext:
     stage_meta: dict[str, Any] = field(default_factory=dict)  # part of every stage's identity
     # Called instead of training an earlier stage (``dihkit reproduce --estimate`` measures it).
     stage_hook: Callable[[str, Distiller, TrainConfig], None] | None = None
+    # Loads another teacher by bundled name or checkpoint path, checked against the data, for
+    # methods that use several (FEED's parallel form); None where the caller offers none.
+    load_teacher: Callable[[str], TeacherLike] | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -228,6 +231,14 @@ def require_teacher(context: BuildContext, method: str) -> TeacherLike:
     if context.teacher is None:
         raise ConfigError(f"method {method!r} needs a teacher (--teacher CKPT or bundled name)")
     return context.teacher
+
+
+def load_extra_teacher(context: BuildContext, source: str, method: str) -> TeacherLike:
+    """Another teacher than the context's (by bundled name or checkpoint path), or a clear error
+    when the caller cannot load one."""
+    if context.load_teacher is None:
+        raise ConfigError(f"method {method!r}: this caller cannot load extra teachers ({source})")
+    return context.load_teacher(source)
 
 
 def parse_positions(

@@ -32,7 +32,7 @@ from dihkit.nn.heads import mount_heads
 from dihkit.reproduce.config import Experiment
 from dihkit.reproduce.plan import Job, Resolved
 from dihkit.teachers.head_training import HeadTraining
-from dihkit.teachers.loading import Teacher
+from dihkit.teachers.loading import Teacher, load_teacher
 from dihkit.training.config import TrainConfig
 from dihkit.training.runtime import autocast, evaluating, resolve_device, seed_everything
 
@@ -275,6 +275,7 @@ def _measure_job(
             config=job.config,
             progress=False,
             stage_hook=measure,
+            load_teacher=load_teacher,
         )
         distiller = method.build(context, resolve_options(job.method, job.options))
         measure(job.method, distiller, job.config)

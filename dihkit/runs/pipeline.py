@@ -154,8 +154,7 @@ def build_distiller(
     if method_class.requires:
         if teacher_source is None:
             raise ConfigError(f"method {method!r} needs a teacher (--teacher CKPT or bundled name)")
-        teacher = load_teacher(teacher_source)
-        check_fits_data(teacher.model, data, "teacher")
+        teacher = _checked_teacher(teacher_source, data)
         if "cohort" in method_class.requires:
             teacher.require_cohort(method)
     seed_everything(config.seed)
@@ -171,8 +170,16 @@ def build_distiller(
         cache_root=Path(cache_root) if cache_root is not None else None,
         stage_meta={"teacher_sha256": teacher_sha256(teacher_source if teacher else None)},
         stage_hook=stage_hook,
+        load_teacher=lambda source: _checked_teacher(source, data),
     )
     return method_class.build(context, resolved), resolved
+
+
+def _checked_teacher(source: str | Path, data: Dataset) -> Teacher:
+    """A teacher loaded and checked against the data (the extra teachers of a method)."""
+    teacher = load_teacher(source)
+    check_fits_data(teacher.model, data, "teacher")
+    return teacher
 
 
 def _skip_stage(name: str, distiller: Distiller, config: TrainConfig) -> None:

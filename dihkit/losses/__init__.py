@@ -1,7 +1,12 @@
 """Distillation losses as plain functions. Equation numbers refer to the DIH paper
 (Asadian & Salehi-Abari, "Distilling knowledge via intermediate classifier heads") unless a
 docstring names the MHKD paper ("Multi-head knowledge distillation for model compression") or
-the DSKD paper ("Deeply-supervised knowledge distillation")."""
+the DSKD paper ("Deeply-supervised knowledge distillation").
+
+The losses of the three papers live here; the related methods' losses (decoupled KD, the
+decomposition of a teacher's distribution, channel and feature distillation) live in one
+submodule each.
+"""
 
 from __future__ import annotations
 
