@@ -175,6 +175,7 @@ from dihkit.viz.kd import (
     plot_gradient_norms,
     plot_learning_curves,
     plot_method_comparison,
+    plot_softened_distribution,
     temperature_figure,
 )
 from dihkit.viz.student_heads import (
@@ -189,7 +190,10 @@ from dihkit.viz.teacher_heads import (
     head_explorer_figure,
     plot_member_accuracy,
     plot_reliability,
+)
+from dihkit.viz.output import (
     show_plotly,
+    show_widget,
 )
 from dihkit.viz.source import (
     source_block,
@@ -274,6 +278,7 @@ __all__ = [
     "plot_learning_curves",
     "plot_member_accuracy",
     "plot_method_comparison",
+    "plot_softened_distribution",
     "plot_reliability",
     "plot_term_curves",
     "plot_weight_histograms",
@@ -287,6 +292,7 @@ __all__ = [
     "shallow_classifier_rows",
     "shallow_classifiers_markdown",
     "show_plotly",
+    "show_widget",
     "source_block",
     "split_logits",
     "state_digest",

@@ -48,8 +48,10 @@ FIGURES = [
     "import matplotlib.pyplot as plt\n\n"
     "fig, ax = plt.subplots()\nax.plot([0, scale])\nplt.close(fig)\nfig",
     # a plotly figure through the kit's helper (plotly JSON + text/html)
-    "import plotly.graph_objects as go\n\nfrom dihkit.viz import show_plotly\n\n"
-    "show_plotly(go.Figure(go.Bar(y=[1, 2, 3])))",
+    "import matplotlib.pyplot as plt\nimport plotly.graph_objects as go\n\n"
+    "from dihkit.viz import show_plotly\n\n"
+    "twin, ax = plt.subplots()\nax.bar([0, 1, 2], [1, 2, 3])\nplt.close(twin)\n"
+    "show_plotly(go.Figure(go.Bar(y=[1, 2, 3])), static=twin)",
     # a plotly figure as headless plotly emits it: the JSON only
     "import json\n\nimport plotly.graph_objects as go\nfrom IPython.display import display\n\n"
     "spec = json.loads(go.Figure(go.Scatter(y=[3, 1, 2])).to_json())\n"

@@ -158,3 +158,36 @@ def test_notebook_follows_the_conventions(notebook: Path) -> None:
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     validator = code_cells[code_cells.index(cell) + 1]
     assert "resolve(" in validator.source
+
+
+def committed_outputs(notebook: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(cell index, output) for every committed output of ``notebook``."""
+    nb = json.loads(notebook.read_text())
+    return [(i, o) for i, c in enumerate(nb["cells"]) for o in c.get("outputs", [])]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_every_interactive_output_carries_a_png_twin(notebook: Path) -> None:
+    """A plotly figure or a widget in a committed output comes with a PNG of its starting state
+    (in the same output), so GitHub and viewers without JavaScript or a kernel show it."""
+    import base64
+
+    interactive = ("application/vnd.plotly.v1+json", "application/vnd.jupyter.widget-view+json")
+    missing = []
+    for index, output in committed_outputs(notebook):
+        data = output.get("data", {})
+        if any(kind in data for kind in interactive):
+            png = data.get("image/png")
+            if not png or not base64.b64decode(png).startswith(b"\x89PNG\r\n\x1a\n"):
+                missing.append(index)
+            elif "application/vnd.plotly.v1+json" in data:
+                assert png in data["text/html"], f"cell {index}: the HTML lacks the PNG"
+    assert not missing, f"{notebook.name}: cells {missing} show an interactive output alone"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_no_committed_output_names_a_run_none(notebook: Path) -> None:
+    """Run labels print a teacher or a label, never ``None, seed 0`` (a missing label)."""
+    for index, output in committed_outputs(notebook):
+        text = json.dumps(output.get("text", "")) + json.dumps(output.get("data", {}))
+        assert "None, seed" not in text, f"{notebook.name} cell {index}"

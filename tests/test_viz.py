@@ -3,6 +3,7 @@ the HTML book needs: built headlessly, checked for content."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -24,31 +25,71 @@ def images_and_labels(per_class: int = 3):
     return images, labels
 
 
-def test_plotly_bundle_has_the_json_and_a_div_without_plotly_js():
+def static_twin(value: float = 1.0):
+    """A small matplotlib figure standing for a plotly figure's static twin."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, value])
+    plt.close(fig)
+    return fig
+
+
+def test_plotly_bundle_has_the_json_a_png_and_a_div_without_plotly_js():
     fig = go.Figure(go.Bar(y=[1, 2]), layout={"title": {"text": "bars"}})
-    bundle = viz.plotly_bundle(fig)
-    assert set(bundle) == {viz.PLOTLY_MIMETYPE, "text/html", "text/plain"}
+    bundle = viz.plotly_bundle(fig, static_twin())
+    assert set(bundle) == {viz.PLOTLY_MIMETYPE, "text/html", "image/png", "text/plain"}
     assert bundle[viz.PLOTLY_MIMETYPE]["data"][0]["y"] == [1, 2]
     json.dumps(bundle[viz.PLOTLY_MIMETYPE])  # plain JSON
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG\r\n\x1a\n")
     html = bundle["text/html"]
     assert 'class="plotly-graph-div"' in html and "Plotly.newPlot" in html
-    assert "<script src" not in html and len(html) < 20_000  # plotly.js is not inside
+    # the same PNG inside the HTML, hidden by a script once plotly has drawn
+    assert f'src="data:image/png;base64,{bundle["image/png"]}"' in html
+    assert "style.display = 'none'" in html
+    assert "<script src" not in html
     assert bundle["text/plain"] == "<bars>"
 
 
+def test_plotly_bundle_refuses_a_missing_or_wrong_static_twin():
+    fig = go.Figure(go.Bar(y=[1, 2]))
+    with pytest.raises(TypeError, match="matplotlib figure or PNG bytes, got str"):
+        viz.plotly_bundle(fig, "figure.png")
+    with pytest.raises(ValueError, match="not a PNG"):
+        viz.plotly_bundle(fig, b"GIF89a")
+
+
 def test_plotly_div_id_depends_only_on_the_figure():
-    first = viz.plotly_bundle(go.Figure(go.Bar(y=[1, 2])))["text/html"]
-    again = viz.plotly_bundle(go.Figure(go.Bar(y=[1, 2])))["text/html"]
-    other = viz.plotly_bundle(go.Figure(go.Bar(y=[2, 1])))["text/html"]
+    twin = viz.figure_png(static_twin())
+    first = viz.plotly_bundle(go.Figure(go.Bar(y=[1, 2])), twin)["text/html"]
+    again = viz.plotly_bundle(go.Figure(go.Bar(y=[1, 2])), twin)["text/html"]
+    other = viz.plotly_bundle(go.Figure(go.Bar(y=[2, 1])), twin)["text/html"]
     assert first == again and first != other
 
 
 def test_show_plotly_displays_the_bundle_raw(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.append((objs, kw)))
-    viz.show_plotly(go.Figure(go.Bar(y=[1])))
+    viz.show_plotly(go.Figure(go.Bar(y=[1])), static=static_twin())
     ((objs, kwargs),) = shown
-    assert kwargs == {"raw": True} and viz.PLOTLY_MIMETYPE in objs[0]
+    assert kwargs == {"raw": True} and {viz.PLOTLY_MIMETYPE, "image/png"} <= set(objs[0])
+
+
+def test_show_widget_adds_the_snapshot_png_to_the_widget_view(monkeypatch):
+    import ipywidgets
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.append((objs, kw)))
+    slider = ipywidgets.IntSlider(value=3)
+    png = viz.figure_png(static_twin())
+    slider.snapshot = lambda: png
+    viz.show_widget(slider)
+    ((objs, kwargs),) = shown
+    bundle = objs[0]
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == slider.model_id
+    assert base64.b64decode(bundle["image/png"]) == png
+    with pytest.raises(ValueError, match="has no snapshot"):
+        viz.show_widget(ipywidgets.IntSlider())
 
 
 def test_figure_png_is_a_png():
@@ -75,17 +116,26 @@ def test_predictions_show_each_image_and_its_top_classes():
     assert widths[-1] == pytest.approx(float(probs[0].max()))
 
 
-def test_member_accuracy_draws_a_bar_per_group_and_member():
+def test_member_accuracy_is_a_dot_plot_with_single_group_members_on_their_tick():
     fig = viz.plot_member_accuracy(
-        {"bundled": {"h1": 0.8, "teacher": 0.9}, "fresh": {"h1": 0.7}}, ylabel="% right"
+        {"bundled": {"h1": 0.8, "teacher": 0.9}, "fresh": {"h1": 0.7}},
+        ylabel="% right",
+        reference=("teacher", 0.9),
     )
     ax = fig.axes[0]
-    heights = sorted(
-        round(p.get_height(), 6) for p in ax.patches if p.get_height() == p.get_height()
-    )
-    assert heights == [70.0, 80.0, 90.0]
+    bundled, fresh = (line for line in ax.lines if line.get_label() in ("bundled", "fresh"))
+    assert list(bundled.get_ydata()) == [80.0, 90.0] and list(fresh.get_ydata()) == [70.0]
+    xs = list(bundled.get_xdata()) + list(fresh.get_xdata())
+    assert xs[1] == 1.0  # the teacher, in one group only, sits on its own tick
+    assert xs[0] < 0 < xs[2]  # h1's two dots straddle tick 0
+    assert not ax.patches  # dots, no bars
+    assert sorted(t.get_text() for t in ax.texts) == ["70.0", "80.0", "90.0"]
+    reference = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(reference) == 1 and list(reference[0].get_ydata()) == [90.0, 90.0]
     assert ax.get_ylabel() == "% right"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["h1", "teacher"]
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().y0 < ax.get_window_extent().y0  # below the axes
 
 
 def report(name: str, probs: torch.Tensor, labels: torch.Tensor) -> MemberReport:
@@ -171,3 +221,37 @@ def test_head_explorer_twin_controls_switch_between_states():
 def test_head_explorer_twin_rejects_logits_of_the_wrong_shape():
     with pytest.raises(ValueError, match="members x classes"):
         viz.head_explorer_figure(torch.zeros(3, 10), torch.zeros(1, 28, 28), CLASSES, MEMBERS)
+
+
+def test_reliability_writes_each_bins_count_and_names_both_gap_colours():
+    # 4 predictions: two at confidence 0.9 (one right), two at 0.3 (both right)
+    probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.3, 0.7], [0.7, 0.3]])
+    labels = torch.tensor([0, 1, 1, 0])
+    curve = reliability_curve(probs, labels, bins=5)
+    fig = viz.plot_reliability([MemberReport("m", 0.75, 0.75, curve.ece, curve)])
+    ax = fig.axes[0]
+    counts = sorted(int(t.get_text()) for t in ax.texts)
+    assert counts == sorted(c for c in curve.counts if c)  # one number per non-empty bin
+    assert sum(counts) == 4
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[0] == "accuracy of the bin"
+    assert "over-confident" in legend[1] and "under-confident" in legend[2]
+
+
+def test_head_distributions_use_full_class_names_and_a_y_label():
+    names = ["T-shirt/top", "Ankle boot"] + CLASSES[2:]
+    image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    fig = viz.plot_head_distributions(image, {"head1": np.full(10, 0.1)}, names)
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == names
+    assert fig.axes[1].get_ylabel().startswith("probability")
+
+
+def test_head_explorer_figure_draws_a_colour_image_as_rgb():
+    image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    fig = viz.head_explorer_figure(torch.randn(2, 10), image, CLASSES, ["head1", "teacher"])
+    assert fig.data[0].type == "image" and len(fig.data[0].z) == 32
+    grey = viz.head_explorer_figure(
+        torch.randn(2, 10), torch.zeros(1, 28, 28), CLASSES, ["head1", "teacher"]
+    )
+    assert grey.data[0].type == "heatmap"
+    assert list(fig.data[1].x) == CLASSES  # full class names

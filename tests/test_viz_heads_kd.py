@@ -375,7 +375,7 @@ def test_plot_weight_histograms_has_one_panel_per_classifier():
     assert len(fig.axes) == 2
     counts = [sum(p.get_height() for p in ax.patches) for ax in fig.axes]
     assert counts == [3, 3]
-    assert fig.axes[0].get_xlabel() == "weight of c1"
+    assert fig.axes[0].get_xlabel().startswith("weight of c1 (5 bins of")
     with pytest.raises(ValueError, match="2 columns but 3 names"):
         plot_weight_histograms(weights, ["a", "b", "c"])
 
@@ -454,3 +454,12 @@ def test_dskd_tables_are_labelled_as_published():
 def test_check_positions_says_a_papermill_string_is_not_a_list(smoke):
     with pytest.raises(ConfigError, match=r"is a string, not a list .*papermill -y"):
         check_positions("ablation_heads", "['1', '2']", smoke, units=3)
+
+
+def test_weight_histogram_bins_span_the_weights_range_not_zero_to_one():
+    weights = _weights([[0.45, 0.55], [0.5, 0.5], [0.55, 0.45], [0.48, 0.52]])
+    fig = plot_weight_histograms(weights, ["c1", "c2"], bins=10)
+    low, high = fig.axes[0].get_xlim()
+    assert 0.4 <= low < 0.45 and 0.55 < high <= 0.6  # the weights' range, padded
+    widths = {round(p.get_width(), 6) for p in fig.axes[0].patches}
+    assert len(widths) == 1 and widths.pop() < 0.02  # 10 bins over ~0.11, not over [0, 1]

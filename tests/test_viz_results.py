@@ -53,7 +53,7 @@ def test_gradient_norm_plot_has_both_curves():
     assert [line.get_label() for line in fig.axes[0].lines] == ["tau^2 * KL (Eq. 1)", "KL alone"]
 
 
-def test_capacity_gap_plot_has_a_point_per_teacher():
+def test_capacity_gap_plot_names_each_teacher_on_its_tick_and_labels_takd():
     points = [
         {"name": n, "method": "kd", "teacher": n, "teacher_params": p, "teacher_acc": 0.9,
          "ratio": p / 100, "mean": 0.8, "std": 0.01}
@@ -62,9 +62,9 @@ def test_capacity_gap_plot_has_a_point_per_teacher():
     takd = {**points[1], "name": "resnet56 via resnet20", "method": "takd"}
     fig = viz.plot_capacity_gap([*points, takd], baseline=_summary("ce (resnet8)"))
     ax = fig.axes[0]
-    texts = [t.get_text().split("\n")[0] for t in ax.texts]
-    assert texts == ["resnet14", "resnet56", "resnet56 via resnet20"]
-    assert "(teacher 90.0%)" in ax.texts[0].get_text()
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["resnet14\n170k\nteacher 90.0%", "resnet56\n850k\nteacher 90.0%"]
+    assert [t.get_text() for t in ax.texts] == ["via resnet20"]  # only TAKD's route on the data
     assert ax.get_xscale() == "log"
 
 
@@ -77,9 +77,26 @@ def test_learning_curves_plot_one_line_per_method():
     assert [line.get_label() for line in fig.axes[0].lines] == ["ce", "kd"]
 
 
-def test_method_comparison_has_a_bar_per_method_in_both_panels():
-    summaries = [_summary("ce (resnet8)", 0.8), _summary("kd (resnet56 -> resnet8)", 0.82, 0.02)]
-    fig = viz.plot_method_comparison(summaries)
+def test_method_comparison_dots_accuracy_and_colours_time_by_teacher_pass():
+    import dataclasses
+
+    ce = dataclasses.replace(_summary("ce (resnet8)", 0.8), teacher_pass="none")
+    kd = _summary("kd (resnet56 -> resnet8)", 0.82, 0.02, seconds=7.0)
+    cached = dataclasses.replace(_summary("kd cached", 0.81, seconds=3.0), teacher_pass="cached")
+    fig = viz.plot_method_comparison([ce, kd, cached], baseline=ce)
     accuracy, seconds = fig.axes
-    assert [round(p.get_width(), 6) for p in accuracy.patches] == [80.0, 82.0]
-    assert len(seconds.patches) == 2
+    assert not accuracy.patches  # a dot plot
+    dots = accuracy.lines[0].get_xdata()
+    assert [round(float(x), 6) for x in dots] == [80.0, 82.0, 81.0]
+    reference = [line for line in accuracy.lines if line.get_linestyle() == "--"]
+    assert [list(line.get_xdata()) for line in reference] == [[80.0, 80.0]]
+    assert [round(p.get_width(), 6) for p in seconds.patches] == [5.0, 7.0, 3.0]
+    assert seconds.get_xlim()[0] == 0
+    colours = [p.get_facecolor() for p in seconds.patches]
+    assert len({tuple(c) for c in colours}) == 3  # none, live, cached: three colours
+    labels = [t.get_text() for t in seconds.get_legend().get_texts()]
+    assert labels == [
+        "live teacher (a forward pass per step)", "cached teacher targets", "no teacher"
+    ]  # fmt: skip
+
+

@@ -115,7 +115,7 @@ def add_plotly_html(nb: Any, *, replace: bool = False) -> int:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if PLOTLY_MIMETYPE in data and (replace or "text/html" not in data):
-                data["text/html"] = plotly_div(data[PLOTLY_MIMETYPE])
+                data["text/html"] = plotly_div(data[PLOTLY_MIMETYPE], data.get("image/png"))
                 added += 1
     return added
 

@@ -8,15 +8,17 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dihkit.losses import dih_student_loss, ensemble_kd_loss
+from dihkit.losses import dih_loss, dih_student_loss, ensemble_kd_loss
+from dihkit.losses.standardised import standardise
 from dihkit.methods.base import BuildContext, Distiller
+from dihkit.methods.kd import LOGIT_STANDARDISE_HELP, StandardisableOptions
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
 from dihkit.nn.heads import Cohort, freeze
 
 
 @dataclass(frozen=True)
-class DIHOptions(MethodOptions):
+class DIHOptions(StandardisableOptions):
     tau: float = option(5.0, "temperature (DIH paper: 5)", low=0, low_open=True)
     alpha: float = option(
         0.1, "weight of the DIH term; CE gets 1 - alpha (paper: 0.1)", low=0, high=1
@@ -28,6 +30,7 @@ class DIHOptions(MethodOptions):
         "effective learning rate, relatively weaker weight decay)",
         choices=("mean", "sum"),
     )
+    logit_standardise: bool = option(False, LOGIT_STANDARDISE_HELP)
 
 
 class _CohortDistiller(Distiller):
@@ -53,7 +56,12 @@ class IntermediateHeads(_CohortDistiller):
     --activation``, an experiment file's ``[heads] activation``), not here. The paper's heads
     (Eq. 3) are ``g(W a + b)`` with a non-linear g; the kit's default heads have no g
     (``activation = "none"``, a flagged departure kept for the bundled heads and committed
-    numbers); ``activation = "relu"`` is the paper's form (:mod:`dihkit.nn.heads`)."""
+    numbers); ``activation = "relu"`` is the paper's form (:mod:`dihkit.nn.heads`).
+
+    ``logit_standardise=True`` (LS paper, Algorithm 1; not in the DIH paper) z-scores the
+    student's logits and every cohort member's before the softened softmax of Eq. 4, with
+    ``tau`` as the base temperature; the CE of Eq. 5 keeps the raw student logits. Off (the
+    default), the loss is exactly Eq. 4-5."""
 
     summary = "DIH: KD from the teacher and its intermediate heads (the k+1 cohort), Eq. 4-5"
     Options = DIHOptions
@@ -66,22 +74,38 @@ class IntermediateHeads(_CohortDistiller):
         tau: float = 5.0,
         alpha: float = 0.1,
         reduction: str = "mean",
+        logit_standardise: bool = False,
     ) -> None:
         super().__init__(student)
         self.cohort = freeze(cohort)
         self.tau, self.alpha, self.reduction = tau, alpha, reduction
+        self.logit_standardise = logit_standardise
 
     @classmethod
     def build(cls, context: BuildContext, options: DIHOptions) -> IntermediateHeads:
         cohort = context.teacher.require_cohort(cls.method)
-        return cls(context.student, cohort, options.tau, options.alpha, options.dih_reduction)
+        return cls(
+            context.student,
+            cohort,
+            options.tau,
+            options.alpha,
+            options.dih_reduction,
+            options.logit_standardise,
+        )
 
     def forward(
         self, images: Tensor, labels: Tensor, targets: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         cohort_logits = self.targets_for(images, targets)
         logits = self.student(images)
-        terms = dih_student_loss(logits, cohort_logits, labels, self.tau, self.alpha)
+        if self.logit_standardise:
+            standardised = dih_loss(standardise(logits), standardise(cohort_logits), self.tau)
+            terms = {
+                "dih": self.alpha * standardised,
+                "ce": (1 - self.alpha) * F.cross_entropy(logits, labels),
+            }
+        else:
+            terms = dih_student_loss(logits, cohort_logits, labels, self.tau, self.alpha)
         if self.reduction == "sum":
             members = cohort_logits.shape[0]
             terms = {name: members * value for name, value in terms.items()}

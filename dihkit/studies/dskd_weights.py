@@ -70,19 +70,28 @@ def weight_trajectory(
 
 
 def weight_histograms(
-    records: WeightRecords, name: str = "kd_weights", bins: int = 20
+    records: WeightRecords, name: str = "kd_weights", bins: int = 40
 ) -> dict[str, list]:
-    """Histograms of every shallow classifier's per-sample weight at every epoch, over ``[0, 1]``
-    in ``bins`` equal bins: ``{"epoch", "edges", "fractions"}``, where ``fractions[e][c]`` is
-    classifier ``c``'s share of samples per bin at the ``e``-th recorded epoch."""
+    """Histograms of every shallow classifier's per-sample weight at every epoch, in ``bins``
+    equal bins over the range the weights take in any epoch (padded, and including the equal
+    weight 1/classifiers; weights near 1/2 would fill two bins of [0, 1]):
+    ``{"epoch", "edges", "fractions"}``, where ``fractions[e][c]`` is classifier ``c``'s share
+    of samples per bin at the ``e``-th recorded epoch."""
     epochs = [e for e in sorted(records) if name in records[e]]
-    edges = torch.linspace(0, 1, bins + 1)
+    if not epochs:
+        return {"epoch": [], "edges": torch.linspace(0, 1, bins + 1).tolist(), "fractions": []}
+    count = records[epochs[0]][name].shape[1]
+    low = min([1 / count] + [float(records[e][name].min()) for e in epochs])
+    high = max([1 / count] + [float(records[e][name].max()) for e in epochs])
+    pad = max(0.05 * (high - low), 0.005)
+    low, high = max(0.0, low - pad), min(1.0, high + pad)
+    edges = torch.linspace(low, high, bins + 1)
     fractions = []
     for epoch in epochs:
         weights = records[epoch][name]
         per_classifier = []
         for c in range(weights.shape[1]):
-            counts = torch.histc(weights[:, c], bins=bins, min=0.0, max=1.0)
+            counts = torch.histc(weights[:, c].float(), bins=bins, min=low, max=high)
             per_classifier.append((counts / max(1, weights.shape[0])).tolist())
         fractions.append(per_classifier)
     return {"epoch": epochs, "edges": edges.tolist(), "fractions": fractions}

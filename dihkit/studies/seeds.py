@@ -67,6 +67,9 @@ class GroupSummary:
     params: int
     paired: dict[int, float] = field(default_factory=dict)  # seed -> difference to the baseline
     notebooks: list[str] = field(default_factory=list)  # where the runs were recorded, if known
+    # How the runs met their teacher: "live" (a forward pass per step), "cached" (precomputed
+    # targets), "none" (no teacher), or "mixed" when the seeds differ.
+    teacher_pass: str = "live"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,9 +110,20 @@ def summarise_runs(
                 params=int(group[0]["student_params"]),
                 paired=paired,
                 notebooks=list(dict.fromkeys(r["notebook"] for r in group if "notebook" in r)),
+                teacher_pass=teacher_pass(group),
             )
         )
     return summaries
+
+
+def teacher_pass(runs: Sequence[Mapping[str, Any]]) -> str:
+    """How a group's runs met their teacher: "none" (no teacher), "cached" (every run trained
+    from cached targets), "live", or "mixed"."""
+    kinds = {
+        "none" if not r.get("teacher") else "cached" if r.get("cached_targets") else "live"
+        for r in runs
+    }
+    return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
 def _pct(mean: float, std: float) -> str:

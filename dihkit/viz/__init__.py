@@ -3,7 +3,8 @@
 Every builder returns a figure and displays nothing; matplotlib and plotly are imported inside
 the functions, so ``import dihkit`` (and the CLI) stays fast. :mod:`dihkit.viz.kd` holds the
 knowledge-distillation figures, :mod:`dihkit.viz.teacher_heads` the tour's and the head
-explorer's and the plotly output helpers; :mod:`dihkit.viz.student_heads` the MHKD/DSKD figures.
+explorer's, :mod:`dihkit.viz.student_heads` the MHKD/DSKD figures, :mod:`dihkit.viz.widgets`
+the explorers; :mod:`dihkit.viz.output` displays interactive outputs with a PNG twin.
 """
 
 from dihkit.viz.kd import (
@@ -14,18 +15,22 @@ from dihkit.viz.kd import (
     plot_method_comparison,
     temperature_figure,
 )
-from dihkit.viz.teacher_heads import (
+from dihkit.viz.output import (
     PLOTLY_MIMETYPE,
     figure_png,
+    plotly_bundle,
+    plotly_div,
+    show_plotly,
+    show_widget,
+    widget_bundle,
+)
+from dihkit.viz.teacher_heads import (
     head_explorer_figure,
     plot_class_grid,
     plot_head_distributions,
     plot_member_accuracy,
     plot_predictions,
     plot_reliability,
-    plotly_bundle,
-    plotly_div,
-    show_plotly,
 )
 
 __all__ = [
@@ -45,5 +50,7 @@ __all__ = [
     "plotly_bundle",
     "plotly_div",
     "show_plotly",
+    "show_widget",
     "temperature_figure",
+    "widget_bundle",
 ]

@@ -68,6 +68,29 @@ def temperature_figure(
     return fig
 
 
+def plot_softened_distribution(
+    logits: Sequence[float], class_names: Sequence[str], tau: float, *, title: str = ""
+):
+    """One softened distribution ``softmax(logits / tau)`` as bars with their values, the entropy
+    in the title: the static view of the temperature explorer and of :func:`temperature_figure`
+    at one temperature."""
+    import torch
+
+    probs = softened_grid(torch.as_tensor(logits, dtype=torch.float64), [tau])[0]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    bars = ax.bar(range(len(class_names)), probs.tolist(), color="#4c72b0")
+    ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks(range(len(class_names)), list(class_names), rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("probability")
+    heading = f"tau = {tau:g}, entropy {entropy(probs).item():.3f} nats"
+    ax.set_title(f"{title}: {heading}" if title else heading, fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return _closed(fig)
+
+
 def plot_entropy_against_tau(
     taus: Sequence[float], entropies: Sequence[float], num_classes: int | None = None
 ):
@@ -108,13 +131,14 @@ def plot_gradient_norms(norms: Any):
 
 def plot_capacity_gap(points: Sequence[Mapping[str, Any]], baseline: Any = None):
     """Student accuracy (mean +/- std over seeds) against the teacher's parameters, from
-    :func:`dihkit.studies.capacity.capacity_points`: one line for KD, TAKD points just right of it,
-    each labelled with its teacher (and the teacher's own recorded accuracy); ``baseline`` (a
-    GroupSummary, e.g. CE) is a dashed line with a +/- std band."""
+    :func:`dihkit.studies.capacity.capacity_points`: one line for KD, other methods (TAKD) as
+    points just right of it, labelled with their route. Each x tick names its teacher, its size
+    and its own recorded accuracy, so no label sits on the data; ``baseline`` (a GroupSummary,
+    e.g. CE) is a dashed line with a +/- std band."""
     from matplotlib.ticker import FixedLocator, NullLocator
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.4))
     styles = {"kd": ("o", "-", "#4c72b0"), "takd": ("D", "", "#dd8452")}
     for method in dict.fromkeys(p["method"] for p in points):
         group = [p for p in points if p["method"] == method]
@@ -130,32 +154,40 @@ def plot_capacity_gap(points: Sequence[Mapping[str, Any]], baseline: Any = None)
             capsize=4,
             label=f"student ({method})",
         )
-        for p in group:
-            own = p.get("teacher_acc")
-            text = p["name"] + (f"\n(teacher {100 * own:.1f}%)" if own is not None else "")
-            ax.annotate(
-                text,
-                (p["teacher_params"] * shift, 100 * p["mean"]),
-                textcoords="offset points",
-                xytext=(6, -22 if method == "takd" else 6),
-                fontsize=8,
-            )
+        if method != "kd":
+            for p in group:
+                ax.annotate(
+                    p["name"].replace(p["teacher"], "").strip() or p["name"],
+                    (p["teacher_params"] * shift, 100 * (p["mean"] - p["std"])),
+                    textcoords="offset points",
+                    xytext=(0, -12),
+                    ha="center",
+                    fontsize=7,
+                    color=color,
+                )
     if baseline is not None:
         low, high = 100 * (baseline.mean - baseline.std), 100 * (baseline.mean + baseline.std)
         ax.axhspan(low, high, color="gray", alpha=0.15)
         label = f"{baseline.label} (no teacher)"
         ax.axhline(100 * baseline.mean, color="gray", ls="--", label=label)
     ax.set_xscale("log")
-    sizes = sorted({p["teacher_params"] for p in points})
+    ticks: dict[float, str] = {}
+    for p in points:
+        if p["method"] == "kd" or p["teacher_params"] not in ticks:
+            own = p.get("teacher_acc")
+            ticks[p["teacher_params"]] = f"{p['teacher']}\n{p['teacher_params'] / 1000:,.0f}k" + (
+                f"\nteacher {100 * own:.1f}%" if own is not None else ""
+            )
+    sizes = sorted(ticks)
     ax.xaxis.set_major_locator(FixedLocator(sizes))
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels([f"{n / 1000:,.0f}k" for n in sizes])
+    ax.set_xticklabels([ticks[n] for n in sizes], fontsize=7)
     if sizes:
-        ax.set_xlim(sizes[0] / 1.3, sizes[-1] * 1.9)
-    ax.margins(y=0.2)
-    ax.set_xlabel("teacher parameters (log scale)")
+        ax.set_xlim(sizes[0] / 1.5, sizes[-1] * 1.6)
+    ax.margins(y=0.25)
+    ax.set_xlabel("teacher (parameters, log scale; its own test accuracy)")
     ax.set_ylabel("student test accuracy %")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _closed(fig)
@@ -184,30 +216,59 @@ def plot_learning_curves(curves: Mapping[str, Mapping[str, Sequence[float]]]):
     return _closed(fig)
 
 
-def plot_method_comparison(summaries: Sequence[Any]):
-    """Side-by-side bars of every group (a :class:`dihkit.studies.seeds.GroupSummary` each): test
-    accuracy mean +/- std over seeds, and training seconds per run, student parameters in the
-    labels."""
+PASS_COLOURS = {
+    "live": ("#dd8452", "live teacher (a forward pass per step)"),
+    "cached": ("#55a868", "cached teacher targets"),
+    "none": ("#8c8c8c", "no teacher"),
+    "mixed": ("#c44e52", "mixed (cached and live seeds)"),
+}
+
+
+def plot_method_comparison(summaries: Sequence[Any], baseline: Any = None):
+    """Every group (a :class:`dihkit.studies.seeds.GroupSummary` each) side by side: test
+    accuracy as a dot with +/- std over seeds against a dashed reference line at ``baseline``'s
+    mean (e.g. CE), and training seconds per run as bars from zero, coloured by how the runs met
+    their teacher (live, cached targets, none), student parameters in the labels."""
+    from matplotlib.patches import Patch
+
     plt = _pyplot()
     labels = [f"{s.label}\n({s.params:,} params, n={s.n})" for s in summaries]
     rows = list(range(len(summaries)))
-    height = 1.2 + 0.55 * len(summaries)
+    height = 1.6 + 0.55 * len(summaries)
     fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(10, height), sharey=True)
-    acc_ax.barh(
-        rows,
+    acc_ax.errorbar(
         [100 * s.mean for s in summaries],
+        rows,
         xerr=[100 * s.std for s in summaries],
+        fmt="o",
         color="#4c72b0",
         capsize=4,
     )
-    low = min(100 * (s.mean - s.std) for s in summaries) if summaries else 0
-    high = max(100 * (s.mean + s.std) for s in summaries) if summaries else 100
-    acc_ax.set_xlim(max(0, low - 2), min(100, high + 1))
+    if baseline is not None:
+        acc_ax.axvline(100 * baseline.mean, color="gray", ls="--", lw=1)
+        acc_ax.annotate(
+            f"{baseline.label}: {100 * baseline.mean:.2f}%",
+            (100 * baseline.mean, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 3),
+            textcoords="offset points",
+            fontsize=7,
+            color="gray",
+        )
+    acc_ax.margins(x=0.15)
     acc_ax.set_xlabel("test accuracy % (mean +/- std over seeds)")
     acc_ax.set_yticks(rows, labels, fontsize=8)
     acc_ax.invert_yaxis()
-    time_ax.barh(rows, [s.seconds for s in summaries], color="#dd8452")
+    kinds = [getattr(s, "teacher_pass", "live") for s in summaries]
+    time_ax.barh(rows, [s.seconds for s in summaries], color=[PASS_COLOURS[k][0] for k in kinds])
+    time_ax.set_xlim(left=0)
     time_ax.set_xlabel("training seconds per run")
+    present = [k for k in PASS_COLOURS if k in kinds]
+    time_ax.legend(
+        handles=[Patch(color=PASS_COLOURS[k][0], label=PASS_COLOURS[k][1]) for k in present],
+        fontsize=7,
+        loc="lower right",
+    )
     for ax in (acc_ax, time_ax):
         ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()

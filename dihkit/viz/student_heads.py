@@ -56,11 +56,12 @@ def plot_term_curves(
 
 
 def plot_weight_histograms(
-    weights: Any, classifier_names: Sequence[str], *, bins: int = 20, title: str = ""
+    weights: Any, classifier_names: Sequence[str], *, bins: int = 40, title: str = ""
 ):
     """DSKD's Fig. 2: one histogram per shallow classifier of its per-sample weight, from a
     ``[samples, classifiers]`` tensor or array of weights (rows sum to 1); the mean is marked and
-    ``1 / classifiers`` (equal weighting) drawn dashed."""
+    ``1 / classifiers`` (equal weighting) drawn dashed. The ``bins`` span the weights' own range
+    (and 1/classifiers), not [0, 1]: weights that stay near equal still show their shape."""
     import numpy as np
 
     values = np.asarray(weights.cpu() if hasattr(weights, "cpu") else weights, dtype=float)
@@ -69,14 +70,18 @@ def plot_weight_histograms(
         raise ValueError(f"weights have {count} columns but {len(classifier_names)} names")
     plt = _pyplot()
     fig, axes = plt.subplots(1, count, figsize=(3.8 * count, 3.2), squeeze=False, sharey=True)
-    edges = np.linspace(0, 1, bins + 1)
+    low = min(float(values.min()), 1 / count)
+    high = max(float(values.max()), 1 / count)
+    pad = max(0.05 * (high - low), 0.005)
+    low, high = max(0.0, low - pad), min(1.0, high + pad)
+    edges = np.linspace(low, high, bins + 1)
     for c, (ax, name) in enumerate(zip(axes[0], classifier_names, strict=True)):
         column = values[:, c]
         ax.hist(column, bins=edges, color="#4c72b0", alpha=0.85)
         ax.axvline(1 / count, ls="--", c="gray", lw=1, label=f"equal: 1/{count}")
         ax.axvline(column.mean(), c="#c44e52", lw=1.5, label=f"mean {column.mean():.3f}")
-        ax.set_xlim(0, 1)
-        ax.set_xlabel(f"weight of {name}")
+        ax.set_xlim(low, high)
+        ax.set_xlabel(f"weight of {name} ({bins} bins of {(high - low) / bins:.3f})")
         ax.set_title(name, fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
@@ -165,7 +170,7 @@ def weight_histogram_figure(
     fig.update_layout(
         title_text=heading(last),
         barmode="overlay",
-        xaxis={"range": [0, 1], "title": "per-sample weight"},
+        xaxis={"range": [edges[0], edges[-1]], "title": "per-sample weight"},
         yaxis={"range": [0, 1.05 * top], "title": "share of samples"},
         sliders=[{"active": last, "currentvalue": {"prefix": "epoch "}, "steps": steps}],
         height=420,

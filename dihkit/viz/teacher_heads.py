@@ -1,5 +1,4 @@
-"""Figures of the tour and the intermediate-heads notebooks (00, 03), and plotly output that
-survives the HTML export (plotly executed headless emits only its JSON mimetype)."""
+"""Figures of the tour and the intermediate-heads notebooks (00, 03)."""
 
 from __future__ import annotations
 
@@ -8,60 +7,6 @@ from typing import Any
 
 from dihkit.losses import softened
 from dihkit.viz._matplotlib import _closed, _pyplot
-
-PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
-
-
-def plotly_bundle(fig: Any) -> dict[str, Any]:
-    """A display bundle for a plotly figure: the plotly JSON (JupyterLab renders it) plus the
-    figure's div as ``text/html`` without plotly.js (nbconvert's HTML keeps only that; the book
-    embeds plotly.js once per page). The div id is derived from the figure, so re-running a
-    notebook gives the same output."""
-    import json
-
-    import plotly.io as pio
-
-    spec = json.loads(pio.to_json(fig, validate=False))
-    title = ((spec.get("layout") or {}).get("title") or {}).get("text") or "plotly figure"
-    return {PLOTLY_MIMETYPE: spec, "text/html": plotly_div(spec), "text/plain": f"<{title}>"}
-
-
-def plotly_div(spec: Mapping[str, Any]) -> str:
-    """The ``<div>`` and ``<script>`` that draw a plotly figure (a figure or its JSON dict), for a
-    page that already loaded plotly.js. A figure with frames opens at its layout's state (its
-    slider's ``active`` step) instead of playing every frame on load, plotly's default."""
-    import hashlib
-    import json
-
-    import plotly.io as pio
-
-    text = json.dumps(spec, sort_keys=True, default=str)
-    div_id = "plotly-" + hashlib.sha1(text.encode()).hexdigest()[:12]
-    return pio.to_html(
-        dict(spec),
-        full_html=False,
-        include_plotlyjs=False,
-        div_id=div_id,
-        validate=False,
-        auto_play=False,
-    )
-
-
-def show_plotly(fig: Any) -> None:
-    """Display a plotly figure so it shows both in JupyterLab and in the offline HTML book
-    (see :func:`plotly_bundle`)."""
-    from IPython.display import display
-
-    display(plotly_bundle(fig), raw=True)
-
-
-def figure_png(fig: Any, dpi: int = 90) -> bytes:
-    """A matplotlib figure as PNG bytes (for image widgets)."""
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
 
 
 def _gray(image: Any):
@@ -126,63 +71,114 @@ def plot_predictions(
 
 
 def plot_member_accuracy(
-    accuracies: Mapping[str, Mapping[str, float]], *, ylabel: str = "test accuracy %"
+    accuracies: Mapping[str, Mapping[str, float]],
+    *,
+    ylabel: str = "test accuracy %",
+    reference: tuple[str, float] | None = None,
 ):
-    """Grouped bars per cohort member; ``accuracies`` maps a group's label (e.g. "bundled heads")
-    to ``{member name: fraction in [0, 1]}`` (accuracy, agreement, ...), shown in percent."""
+    """A dot plot per cohort member; ``accuracies`` maps a group's label (e.g. "bundled heads")
+    to ``{member name: fraction in [0, 1]}`` (accuracy, agreement, ...), shown in percent, each
+    dot labelled with its value. A member present in one group only sits on its tick; the
+    legend is below the axes, so it covers no point. ``reference`` = (label, fraction) draws a
+    dashed line (e.g. the teacher's accuracy)."""
     plt = _pyplot()
     groups = list(accuracies)
     members = list(dict.fromkeys(m for g in groups for m in accuracies[g]))
-    width = 0.8 / max(1, len(groups))
-    fig, ax = plt.subplots(figsize=(1.4 * len(members) + 2, 3.6))
+    markers, colours = "osD^v", ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
+    fig, ax = plt.subplots(figsize=(1.3 * len(members) + 2, 3.8))
     for g, group in enumerate(groups):
-        xs = [m + (g - (len(groups) - 1) / 2) * width for m in range(len(members))]
-        values = [100 * accuracies[group].get(name, float("nan")) for name in members]
-        bars = ax.bar(xs, values, width=width, label=group)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        xs, ys = [], []
+        for m, name in enumerate(members):
+            holders = [h for h in groups if name in accuracies[h]]
+            if group not in holders:
+                continue
+            offset = 0.18 * (holders.index(group) - (len(holders) - 1) / 2)
+            xs.append(m + offset)
+            ys.append(100 * accuracies[group][name])
+        ax.plot(xs, ys, ls="", marker=markers[g % 5], color=colours[g % 5], ms=7, label=group)
+        for x, y in zip(xs, ys, strict=True):
+            ax.annotate(
+                f"{y:.1f}",
+                (x, y),
+                xytext=(0, 6),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+            )
+    if reference is not None:
+        name, value = reference
+        ax.axhline(100 * value, color="gray", ls="--", lw=1, label=f"{name} ({100 * value:.1f}%)")
     ax.set_xticks(range(len(members)), members, fontsize=8)
-    finite = [100 * v for g in groups for v in accuracies[g].values() if v == v]
-    ax.set_ylim(max(0, min(finite, default=0) - 10), 100)
+    ax.set_xlim(-0.6, len(members) - 0.4)
+    ax.margins(y=0.15)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="y")
+    ax.legend(
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=len(groups) + 1,
+        frameon=False,
+    )
     fig.tight_layout()
     return _closed(fig)
 
 
 def plot_reliability(reports: Sequence[Any]):
     """Reliability diagrams, one panel per member (:class:`dihkit.studies.cohort.MemberReport`):
-    accuracy per confidence bin against the diagonal of perfect calibration, ECE in the title."""
+    accuracy per confidence bin against the diagonal of perfect calibration, ECE in the title.
+    The gap to the bin's mean confidence is drawn in red where the member is over-confident
+    (confidence above accuracy) and in purple where it overlaps the accuracy bar (under-confident);
+    the number of test images in each bin is written above it (empty bins stay blank)."""
     import math
 
+    from matplotlib.patches import Patch
+
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(reports), figsize=(2.6 * len(reports), 2.9), squeeze=False)
+    colours = {"accuracy": "#4c72b0", "over": "#e8a0a2", "under": "#8a5fa8"}
+    fig, axes = plt.subplots(1, len(reports), figsize=(2.7 * len(reports), 3.3), squeeze=False)
     for ax, report in zip(axes[0], reports, strict=True):
         curve = report.curve
         lefts = curve.edges[:-1]
         width = curve.edges[1] - curve.edges[0]
-        accuracy = [0.0 if math.isnan(a) else a for a in curve.accuracy]
-        confidence = [0.0 if math.isnan(c) else c for c in curve.confidence]
-        ax.bar(lefts, accuracy, width=width, align="edge", color="#4c72b0", label="accuracy")
-        ax.bar(
-            lefts,
-            [abs(c - a) for c, a in zip(confidence, accuracy, strict=True)],
-            bottom=[min(c, a) for c, a in zip(confidence, accuracy, strict=True)],
-            width=width,
-            align="edge",
-            color="#c44e52",
-            alpha=0.45,
-            label="gap to confidence",
-        )
+        for left, acc, conf, count in zip(
+            lefts, curve.accuracy, curve.confidence, curve.counts, strict=True
+        ):
+            if not count or math.isnan(acc):
+                continue
+            ax.bar(left, acc, width=width, align="edge", color=colours["accuracy"])
+            kind = "over" if conf >= acc else "under"
+            ax.bar(
+                left,
+                abs(conf - acc),
+                bottom=min(conf, acc),
+                width=width,
+                align="edge",
+                color=colours[kind],
+            )
+            ax.text(
+                left + width / 2,
+                max(conf, acc) + 0.02,
+                str(count),
+                ha="center",
+                va="bottom",
+                fontsize=5,
+                rotation=90,
+            )
         ax.plot([0, 1], [0, 1], ls="--", c="gray", lw=1)
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.15)
         ax.set_title(f"{report.name}\nECE {100 * report.ece:.2f}%", fontsize=8)
         ax.set_xlabel("confidence", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0][0].set_ylabel("accuracy", fontsize=8)
-    axes[0][0].legend(fontsize=6, loc="upper left")
-    fig.tight_layout()
+    axes[0][0].set_ylabel("accuracy (numbers: images per bin)", fontsize=7)
+    handles = [
+        Patch(color=colours["accuracy"], label="accuracy of the bin"),
+        Patch(color=colours["over"], label="gap: over-confident (confidence > accuracy)"),
+        Patch(color=colours["under"], label="gap: under-confident (accuracy > confidence)"),
+    ]
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return _closed(fig)
 
 
@@ -210,14 +206,14 @@ def plot_head_distributions(
     axes[0].imshow(_gray(image), cmap="gray_r")
     axes[0].axis("off")
     axes[0].set_title(title, fontsize=8)
-    short = [name[:7] for name in class_names]
     for ax, (name, probs) in zip(axes[1:], distributions.items(), strict=True):
         colors = ["#55a868" if c == highlight else "#4c72b0" for c in range(len(class_names))]
         ax.bar(range(len(class_names)), list(probs), color=colors)
         ax.set_ylim(0, 1)
         ax.set_title(name, fontsize=8)
-        ax.set_xticks(range(len(class_names)), short, rotation=90, fontsize=6)
+        ax.set_xticks(range(len(class_names)), list(class_names), rotation=90, fontsize=6)
         ax.tick_params(axis="y", labelsize=6)
+    axes[1].set_ylabel("probability (green: true class)", fontsize=7)
     fig.tight_layout()
     return _closed(fig)
 
@@ -260,9 +256,13 @@ def head_explorer_figure(
         column_widths=[0.7] + [1.0] * len(panels),
         horizontal_spacing=0.03,
     )
-    fig.add_trace(go.Heatmap(z=_gray(image).tolist(), colorscale="Greys", showscale=False), 1, 1)
+    pixels = _gray(image)
+    if pixels.ndim == 3:  # colour: an RGB image trace; grey: a heatmap
+        fig.add_trace(go.Image(z=pixels.tolist()), 1, 1)
+    else:
+        fig.add_trace(go.Heatmap(z=pixels.tolist(), colorscale="Greys", showscale=False), 1, 1)
     choices = [*members, "all"]
-    short = [name[:7] for name in class_names]
+    short = list(class_names)
     states: list[dict[str, Any]] = []
     for choice in choices:
         shown = members if choice == "all" else [choice]
@@ -336,15 +336,15 @@ def head_explorer_figure(
         fig.data[i].visible = flag
     fig.update_yaxes(range=[0, 1], showticklabels=False)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
-    fig.update_yaxes(showticklabels=True, row=1, col=2)
+    fig.update_yaxes(showticklabels=True, title_text="probability", row=1, col=2)
     fig.update_xaxes(showticklabels=False, row=1, col=1)
     fig.update_xaxes(tickfont={"size": 8})
     fig.update_layout(
         title=heading("all", float(tau)),
         title_x=0.01,
-        height=390,
+        height=450,
         width=max(700, 190 * (len(panels) + 1)),
-        margin={"t": 110, "b": 40, "l": 30, "r": 20},
+        margin={"t": 110, "b": 100, "l": 30, "r": 20},
         sliders=sliders,
         updatemenus=[
             {

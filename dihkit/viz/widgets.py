@@ -12,7 +12,9 @@ from dihkit.losses import softened
 from dihkit.studies.cohort import predict_logits
 from dihkit.studies.temperature import entropy as entropy_of
 from dihkit.studies.temperature import softened_grid
-from dihkit.viz.teacher_heads import figure_png, plot_head_distributions
+from dihkit.viz.kd import plot_softened_distribution
+from dihkit.viz.output import figure_png
+from dihkit.viz.teacher_heads import plot_head_distributions
 
 # --------------------------------------------------------------------------------------------
 # 01_knowledge_distillation: softmax with temperature
@@ -35,7 +37,7 @@ def temperature_explorer(
     ``VBox`` carries ``tau_slider``, ``image_picker``, ``distribution`` (the current
     probabilities, a float64 numpy array that sums to 1) and ``entropy`` (nats); both are
     recomputed whenever the slider or the picker changes, so tests can set ``tau_slider.value``
-    without a browser.
+    without a browser. ``snapshot()`` returns a PNG of the current state.
     """
     import ipywidgets as widgets
     import numpy as np
@@ -87,9 +89,20 @@ def temperature_explorer(
             f"(uniform: {np.log(len(class_names)):.3f})"
         )
 
+    def snapshot() -> bytes:
+        """A PNG of the current state (what :func:`dihkit.viz.output.show_widget` shows beside
+        the widget for viewers without a kernel)."""
+        fig = plot_softened_distribution(
+            logits[image_picker.value],
+            class_names,
+            tau_slider.value,
+            title=names[image_picker.value],
+        )
+        return figure_png(fig)
+
     tau_slider.observe(update, names="value")
     image_picker.observe(update, names="value")
-    box.tau_slider, box.image_picker = tau_slider, image_picker
+    box.tau_slider, box.image_picker, box.snapshot = tau_slider, image_picker, snapshot
     update()
     return box
 
@@ -124,8 +137,8 @@ def head_explorer(
     ``tau_slider``, ``class_picker``, ``index_slider``) and what it computed: ``image_index``
     (position in ``images``), ``distributions`` (member name -> probabilities, float64 numpy,
     for the members shown) and ``average`` (the mean of all k+1 members' distributions), updated
-    whenever a control changes; ``logits`` holds every member's logits for every image and
-    ``picture`` the image widget showing them.
+    whenever a control changes; ``logits`` holds every member's logits for every image,
+    ``picture`` the image widget showing them and ``snapshot()`` that picture as PNG bytes.
     """
     import ipywidgets as widgets
     import numpy as np
@@ -207,6 +220,7 @@ def head_explorer(
         control.observe(update, names="value")
     class_picker.observe(new_class, names="value")
     box.logits, box.picture = logits, picture
+    box.snapshot = lambda: picture.value  # a PNG of the current state
     box.head_picker, box.tau_slider = head_picker, tau_slider
     box.class_picker, box.index_slider = class_picker, index_slider
     update()
