@@ -8,7 +8,7 @@ PROFILE ?= classroom
 JS_DIR := $(VENV)/share/dihkit-js
 JS_STAMP := $(JS_DIR)/.fetched
 
-.PHONY: tour book js test test-browser lint format lab teachers benchmark wheel clean
+.PHONY: tour book timings js test test-browser lint format lab teachers benchmark wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ tour: $(STAMP) $(JS_STAMP)  # the sequence into runs/tour/, then runs/tour/book/
 
 book: $(STAMP)  # re-execute the committed notebooks (classroom) and write them back with outputs
 	$(BIN)/python -m dihkit.book refresh --profile classroom
+
+timings: $(STAMP)  # time the sequence in the smoke profile for the notebooks' title cells
+	$(BIN)/python -m dihkit.book time --profile smoke
 
 # The browser tests (pytest -m browser) run too: JupyterLab and the offline book in Debian's
 # chromium, skipped where it is missing.

@@ -5,6 +5,9 @@ can be reorganised without touching them; a name a notebook needs is added here.
 """
 
 # isort: skip_file
+from dihkit.book.timings import (
+    timings_markdown,
+)
 from dihkit.book.tour import (
     profiles_table,
     sequence_table,
@@ -301,6 +304,7 @@ __all__ = [
     "summary_markdown",
     "teacher_ladder_markdown",
     "temperature_explorer",
+    "timings_markdown",
     "temperature_figure",
     "term_curves",
     "train_heads",

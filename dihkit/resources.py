@@ -26,7 +26,7 @@ BUNDLE: dict[str, tuple[str, ...]] = {
         "teachers/README.md",
     ),
     "configs": ("*.toml", "README.md"),
-    "notebooks": ("[0-9][0-9]_*.ipynb", "README.md", "nbval_sanitize.cfg"),
+    "notebooks": ("[0-9][0-9]_*.ipynb", "README.md", "nbval_sanitize.cfg", "timings.json"),
 }
 CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
 

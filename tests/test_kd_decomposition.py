@@ -28,6 +28,7 @@ from dihkit.losses.decomposition import (
     variant_probs,
 )
 from dihkit.methods import BuildContext, get_method, resolve_options
+from dihkit.methods.kd_decomposition import KDDecomposition
 from dihkit.models import build_model
 from dihkit.runs.pipeline import distill, load_teacher
 from dihkit.training.config import TrainConfig
@@ -241,21 +242,41 @@ def test_permutations_are_the_same_from_the_cache_and_live_and_follow_the_seed(t
     assert runs["other"] != pytest.approx(runs["live"], rel=1e-3)
 
 
-def test_a_permuted_run_from_the_target_cache_is_the_live_run(tiny, tmp_path):
-    options = {"kd_variant": "permuted_nontarget"}
-    histories = []
+def test_a_permuted_run_draws_the_same_permutations_for_the_same_batches_cached_and_live(
+    tiny, tmp_path, monkeypatch
+):
+    steps: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+    real_forward, real_draw = KDDecomposition.forward, KDDecomposition.next_permutation
+
+    def forward(self, images, labels, targets=None):
+        steps[-1].append((labels.clone(), None))
+        return real_forward(self, images, labels, targets)
+
+    def draw(self, count, classes):
+        permutation = real_draw(self, count, classes)
+        steps[-1][-1] = (steps[-1][-1][0], permutation)
+        return permutation
+
+    monkeypatch.setattr(KDDecomposition, "forward", forward)
+    monkeypatch.setattr(KDDecomposition, "next_permutation", draw)
+    losses = []
     for views in (0, 1):
+        steps.append([])
         config = TrainConfig(
             epochs=1, batch_size=64, device="cpu", augment=False, cached_targets=views
         )
         _, result = distill(
-            "kd_decomposition", "resnet14", "resnet8", tiny, config, options,
-            progress=False, cache_root=tmp_path,
+            "kd_decomposition", "resnet14", "resnet8", tiny, config,
+            {"kd_variant": "permuted_nontarget"}, progress=False, cache_root=tmp_path,
         )  # fmt: skip
-        histories.append(result.history[0])
-    live, cached = histories
-    assert cached.losses["kd"] == pytest.approx(live.losses["kd"], rel=1e-3)
-    assert cached.train_loss == pytest.approx(live.train_loss, rel=1e-3)
+        losses.append(result.history[0].losses["kd"])
+    live, cached = steps
+    assert len(live) == len(cached) == math.ceil(len(tiny.train) / 64)
+    for (live_labels, live_perm), (cached_labels, cached_perm) in zip(live, cached, strict=True):
+        assert torch.equal(live_labels, cached_labels)  # the same samples in the same batches
+        assert torch.equal(live_perm, cached_perm)  # ... get the same permutations
+    assert not torch.equal(live[0][1], live[1][1])  # a fresh draw every step
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)  # the same run, to fp16
 
 
 @pytest.mark.parametrize("variant", ["uniform_nontarget", "sim"])

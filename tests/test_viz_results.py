@@ -98,5 +98,3 @@ def test_method_comparison_dots_accuracy_and_colours_time_by_teacher_pass():
     assert labels == [
         "live teacher (a forward pass per step)", "cached teacher targets", "no teacher"
     ]  # fmt: skip
-
-

@@ -35,6 +35,7 @@ from dihkit.book.execute import (
     notebook_parameters,
 )
 from dihkit.book.html import write_book
+from dihkit.book.timings import record_timings, render_timing_cells
 from dihkit.errors import ConfigError, DihkitError
 from dihkit.files import write_text_atomic
 from dihkit.resources import bundled, inside_package
@@ -173,7 +174,8 @@ def refresh_notebooks(
 ) -> list[NotebookRun]:
     """Re-execute the committed notebooks with their own parameters (``make book``) and write
     each back with its outputs, so they read well where no kernel runs (GitHub). The results
-    and cache go where the notebooks' defaults say (``../runs/notebooks``, ``../runs/cache``)."""
+    and cache go where the notebooks' defaults say (``../runs/notebooks``, ``../runs/cache``).
+    The wall times are recorded in ``timings.json`` and every title's timing cell shows them."""
     import nbformat
     from tqdm.auto import tqdm
 
@@ -201,6 +203,26 @@ def refresh_notebooks(
             runs.append(NotebookRun(path.name, path, seconds))
             if progress:
                 bar.write(f"{path.name}: {seconds:.1f} s")
+    record_timings(profile, runs, notebooks_dir)
+    render_timing_cells(sequence_notebooks(None, notebooks_dir), notebooks_dir)
+    return runs
+
+
+def time_notebooks(
+    profile: str = "smoke",
+    progress: bool = True,
+    *,
+    notebooks_dir: str | Path = NOTEBOOKS_DIR,
+) -> list[NotebookRun]:
+    """Run the whole sequence in ``profile`` in a temporary folder (nothing else is written)
+    and record its wall times in the notebooks' ``timings.json`` (``make timings``: the smoke
+    times the title cells show beside the classroom run ``make book`` records)."""
+    if inside_package(notebooks_dir):
+        raise ConfigError(f"timings are written into {notebooks_dir}: run from a checkout")
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = run_sequence(profile, out_dir=tmp, progress=progress, notebooks_dir=notebooks_dir)
+    record_timings(profile, runs, notebooks_dir)
+    render_timing_cells(sequence_notebooks(None, notebooks_dir), notebooks_dir)
     return runs
 
 
@@ -274,17 +296,24 @@ def run_tour(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m dihkit.book tour [...]`` or ``python -m dihkit.book refresh [--only NN]``."""
+    """``python -m dihkit.book tour [...]``, ``python -m dihkit.book refresh [--only NN]`` or
+    ``python -m dihkit.book time [--profile smoke]``."""
     parser = argparse.ArgumentParser(prog="python -m dihkit.book")
     sub = parser.add_subparsers(dest="action", required=True)
     add_tour_arguments(sub.add_parser("tour", help="run the sequence and write the HTML book"))
     refresh = sub.add_parser("refresh", help="re-execute the committed notebooks in place")
     refresh.add_argument("--profile", choices=PROFILE_NAMES, default="classroom")
     refresh.add_argument("--only", nargs="+", metavar="NN")
+    timing = sub.add_parser("time", help="time the whole sequence, record it in timings.json")
+    timing.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
     args = parser.parse_args(argv)
     try:
         if args.action == "tour":
             return run_tour(args)
+        if args.action == "time":
+            for notebook in time_notebooks(args.profile):
+                print(f"{notebook.name:<36} {notebook.seconds:8.1f} s")
+            return 0
         refresh_notebooks(args.profile, args.only)
         return 0
     except DihkitError as error:

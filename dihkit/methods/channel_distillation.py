@@ -245,7 +245,9 @@ class ChannelDistillation(Distiller):
         o = self.options
         teacher_logits, teacher_vectors = self._teacher_outputs(images, targets)
         logits, features = self.student_taps(images)
-        student_vectors = [channel_attention(c(f)) for c, f in zip(self.connectors, features, strict=True)]
+        student_vectors = [
+            channel_attention(c(f)) for c, f in zip(self.connectors, features, strict=True)
+        ]
         weights = self.loss_weights()
         if o.gkd:
             distil = ("gkd", guided_kd_loss(logits, teacher_logits, labels, o.tau))
