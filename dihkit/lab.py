@@ -48,6 +48,11 @@ from dihkit.runs.results import (
     run_grid,
     write_results,
 )
+from dihkit.studies.recap import (
+    claim_results,
+    methods_markdown,
+    recap_markdown,
+)
 from dihkit.studies.capacity import (
     capacity_ladder,
     capacity_points,
@@ -304,6 +309,9 @@ __all__ = [
     "summary_markdown",
     "teacher_ladder_markdown",
     "temperature_explorer",
+    "claim_results",
+    "methods_markdown",
+    "recap_markdown",
     "timings_markdown",
     "temperature_figure",
     "term_curves",

@@ -138,14 +138,17 @@ class ChannelDistillation(Distiller):
       does. Stages are matched by order (both models must name as many; ``cd_positions`` picks
       a subset). Where the channel counts differ the student's stage goes through a 1x1 conv +
       BN + ReLU (the paper's text asks for a 1x1 conv there; ``cd_connector="always"`` puts one
-      on every stage, as the authors' code does even for equal channels).
+      on every stage, as the authors' code does even for equal channels; the paper names only a
+      1x1 conv, the BN and ReLU are the code's).
     - **GKD** (:func:`dihkit.losses.channel.guided_kd_loss`): ``tau^2 KL`` on the samples
       whose teacher argmax is the label, averaged over those kept samples (the authors' code's
       normalisation), 0 for a batch with none; ``gkd=False`` is plain KD over the batch.
     - **EDT** (:func:`dihkit.losses.channel.early_decay_weight`): the CD weight is multiplied
       by ``edt_factor`` at each of ``edt_milestones``, fractions of the run (the authors'
       CIFAR-100 code: x0.9 at epochs 60 and 160 of 200, i.e. 0.3 and 0.8; ImageNet: every 30 of
-      100), so a 10-epoch run decays at epochs 3 and 8. The authors' EDT code (``lrdv2``) also
+      100), so a 10-epoch run decays at epochs 3 and 8 (milestone epochs are ``round(f *
+      epochs)``, 1-based like the code's; one that rounds to 0 or 1 applies from the start).
+      The KD weight does not decay (the code's factor 1 for it). The authors' EDT (``lrdv2``) also
       sets the CE and KD weights to 0 for the first 30 % of the run; the paper's abstract
       describes EDT as the decay only, so that phase is ``edt_cd_only`` (0.3 to reproduce the
       code), off by default. ``edt=False``: a constant CD weight and no CD-only phase.
