@@ -8,7 +8,10 @@ from dihkit.cli.main import build_parser, main
 from dihkit.errors import ConfigError
 from dihkit.methods import get_method, method_names, option_infos, resolve_options
 
-ALL = ("ce", "kd", "dih", "dih-ensemble", "fitnets", "dml", "takd", "mhkd", "dsn", "byot", "dskd")
+ALL = (
+    "ce", "kd", "dih", "dih-ensemble", "fitnets", "dml", "takd", "mhkd", "dsn", "byot", "dskd",
+    "dkd", "kd_decomposition", "cd", "feed", "nd",
+)  # fmt: skip
 
 
 def test_every_method_is_registered_with_a_summary_and_options():

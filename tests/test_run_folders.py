@@ -174,3 +174,28 @@ def test_a_read_only_out_folder_is_refused_before_training(capsys, tmp_path):
     folder.chmod(0o555)
     code, err = cli(capsys, "train", "--model", "resnet8", *SMALL, "--out", str(folder))
     assert code == 2 and "not writable" in err and str(folder) in err
+
+
+def test_cache_seed_is_part_of_the_identity_only_with_cached_targets(tiny):
+    from dihkit.training.config import TrainConfig
+    from dihkit.training.identity import run_identity
+
+    def identity(**settings):
+        return run_identity("kd", "resnet8", tiny, TrainConfig(epochs=1, **settings))
+
+    assert identity(cache_seed=0) == identity(cache_seed=7)  # live teacher: no cache to seed
+    assert identity(cached_targets=2, cache_seed=0) != identity(cached_targets=2, cache_seed=7)
+
+
+def test_the_data_digest_follows_in_place_changes(tiny):
+    import dataclasses
+
+    from dihkit.training.identity import data_identity
+
+    before = data_identity(tiny)["sha256"]
+    assert data_identity(tiny)["sha256"] == before
+    images = tiny.test.images.clone()
+    copy = dataclasses.replace(tiny, test=dataclasses.replace(tiny.test, images=images))
+    assert data_identity(copy)["sha256"] == before  # same bytes, other tensor
+    images[0, 0, 0, 0] ^= 1  # an in-place change bumps the version: hashed again
+    assert data_identity(copy)["sha256"] != before

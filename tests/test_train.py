@@ -92,14 +92,21 @@ def test_fit_returns_validation_selected_weights(tiny):
     assert result.best_val_acc == max(r.val_acc for r in result.history)
 
 
-def test_without_validation_data_the_last_epoch_is_selected(tiny):
+def test_without_validation_data_the_last_epoch_is_selected(tiny, tmp_path):
     import dataclasses
+    import json
 
     no_val = dataclasses.replace(tiny, val=tiny.val.subset(torch.arange(0)))
     config = TrainConfig(epochs=2, batch_size=64, device="cpu")
-    result = fit(CrossEntropy(build_model("resnet8", 10, 1)), no_val, config, progress=False)
+    model = build_model("resnet8", 10, 1)
+    result = fit(CrossEntropy(model), no_val, config, out_dir=tmp_path / "run", progress=False)
     assert result.best_epoch == 2
     assert result.best_val_acc is None  # no validation split: nothing to report
+    # history.json is strict JSON: no NaN for the missing validation accuracy, a null
+    text = (tmp_path / "run" / "history.json").read_text()
+    rows = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in history.json"))
+    assert [row["val_acc"] for row in rows] == [None, None]
+    assert all(isinstance(row["train_loss"], float) for row in rows)
 
 
 @pytest.mark.parametrize(

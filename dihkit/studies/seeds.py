@@ -216,7 +216,9 @@ def learning_curves(runs: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, li
     over the group's seeds (epochs that every run of the group reached)."""
     curves: dict[str, list[list[float]]] = {}
     for run in runs:
-        curves.setdefault(run_label(run), []).append([row["val_acc"] for row in run["history"]])
+        curves.setdefault(run_label(run), []).append(
+            [math.nan if row["val_acc"] is None else row["val_acc"] for row in run["history"]]
+        )
     result = {}
     for label, rows in curves.items():
         length = min(len(r) for r in rows)

@@ -37,23 +37,44 @@ def without_neutral(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def train_settings(config: TrainConfig) -> dict[str, Any]:
-    """The settings of ``config`` that are part of a run's identity, as plain JSON values."""
-    return _plain(without_neutral(dataclasses.asdict(config)))
+    """The settings of ``config`` that are part of a run's identity, as plain JSON values.
+    ``cache_seed`` only matters to a run that trains from cached targets: without them it is
+    left out, so a different ``--cache-seed`` does not make a live run a different run."""
+    settings = without_neutral(dataclasses.asdict(config))
+    if not config.cached_targets:
+        settings.pop("cache_seed", None)
+    return _plain(settings)
+
+
+# The content digest of the tensors last hashed, keyed by each tensor's identity and version
+# counter (an in-place change bumps it), so the several identities built for one run (resume,
+# the run cache, the target cache) hash the data once.
+_DIGESTS: dict[tuple[tuple[int, int], ...], str] = {}
+
+
+def _content_digest(data: Dataset) -> str:
+    tensors = [
+        t for split in (data.train, data.val, data.test) for t in (split.images, split.labels)
+    ]
+    key = tuple((id(t), t._version) for t in tensors)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        for tensor in tensors:
+            digest.update(tensor.contiguous().cpu().numpy().tobytes())
+        _DIGESTS.clear()  # one dataset at a time: ids of freed tensors may be reused
+        _DIGESTS[key] = digest.hexdigest()[:16]
+    return _DIGESTS[key]
 
 
 def data_identity(data: Dataset) -> dict[str, Any]:
     """The dataset's name, the options it was loaded with, split sizes and a content digest."""
-    digest = hashlib.sha256()
-    for split in (data.train, data.val, data.test):
-        for tensor in (split.images, split.labels):
-            digest.update(tensor.contiguous().cpu().numpy().tobytes())
     return {
         "dataset": data.spec.name,
         **dict(getattr(data, "options", None) or {}),
         "train_images": len(data.train),
         "val_images": len(data.val),
         "test_images": len(data.test),
-        "sha256": digest.hexdigest()[:16],
+        "sha256": _content_digest(data),
     }
 
 

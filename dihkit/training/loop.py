@@ -286,7 +286,7 @@ def _fit(
                     "rng": rng_state(),
                 },
             )
-            write_json_atomic(out_path / HISTORY_FILE, payload["history"])
+            write_json_atomic(out_path / HISTORY_FILE, history_rows(history))
         records = distiller.epoch_records()
         if records and out_path is not None:
             save_checkpoint(out_path / "records" / f"epoch-{epoch + 1:03d}.pt", records)
@@ -312,11 +312,23 @@ def _fit(
         out_dir=str(out_path) if out_path is not None else None,
     )
     if out_path is not None:  # the history again: a resumed run may have had no epoch left
-        write_json_atomic(out_path / HISTORY_FILE, [asdict(r) for r in history])
+        write_json_atomic(out_path / HISTORY_FILE, history_rows(history))
         summary = {k: v for k, v in asdict(result).items() if k != "history"}
         summary["identity"] = base_payload["identity"]
         write_json_atomic(out_path / SUMMARY_FILE, summary)
     return distributed.broadcast(result)
+
+
+def history_rows(history: list[EpochRecord]) -> list[dict[str, Any]]:
+    """The history as plain JSON rows: a value that is not a finite number (``val_acc``
+    without a validation split) is written as null, never as the non-standard ``NaN``."""
+    return [
+        {
+            k: v if not isinstance(v, float) or math.isfinite(v) else None
+            for k, v in asdict(r).items()
+        }
+        for r in history
+    ]
 
 
 def _finite_or_none(value: float | None) -> float | None:
