@@ -5,35 +5,13 @@ can be reorganised without touching them; a name a notebook needs is added here.
 """
 
 # isort: skip_file
-from dihkit.book.timings import (
-    timings_markdown,
-)
-from dihkit.book.tour import (
-    profiles_table,
-    sequence_table,
-)
-from dihkit.data.datasets import (
-    dataset_spec,
-    per_class_subset,
-)
-from dihkit.models import (
-    MODEL_NAMES,
-)
-from dihkit.losses import (
-    adaptive_weights,
-    dih_loss,
-    kd_loss,
-)
-from dihkit.nn.heads import (
-    HEAD_TYPES,
-    LinearHead,
-    PooledHead,
-    feature_shapes,
-    mount_heads,
-)
-from dihkit.runs.pipeline import (
-    train_heads,
-)
+from dihkit.book.timings import timings_markdown
+from dihkit.book.tour import profiles_table, sequence_table
+from dihkit.data.datasets import dataset_spec, per_class_subset
+from dihkit.models import MODEL_NAMES
+from dihkit.losses import adaptive_weights, dih_loss, kd_loss
+from dihkit.nn.heads import HEAD_TYPES, LinearHead, PooledHead, feature_shapes, mount_heads
+from dihkit.runs.pipeline import train_heads
 from dihkit.runs.profiles import (
     check_choice,
     check_method_parameters,
@@ -41,18 +19,28 @@ from dihkit.runs.profiles import (
     describe_settings,
     resolve,
 )
-from dihkit.runs.results import (
-    RunSpec,
-    collect_results,
-    collected_runs,
-    run_grid,
-    write_results,
+from dihkit.runs.results import RunSpec, collect_results, collected_runs, run_grid, write_results
+from dihkit.methods import resolve_options
+from dihkit.studies.kd_parts import (
+    attention_agreement,
+    kd_parts_example,
+    stage_matched_teacher,
+    kd_split,
+    split_shares,
+    trained_student,
 )
-from dihkit.studies.recap import (
-    claim_results,
-    methods_markdown,
-    recap_markdown,
+from dihkit.losses.decoupled import dkd_loss, split_kd
+from dihkit.losses.decomposition import variant_probs
+from dihkit.methods.channel_distillation import stage_channel_attention
+from dihkit.reproduce.published import published_markdown
+from dihkit.viz.kd_parts import (
+    kd_split_explorer,
+    kd_split_figure,
+    plot_channel_attention,
+    plot_kd_split,
+    plot_split_shares,
 )
+from dihkit.studies.recap import claim_results, methods_markdown, recap_markdown
 from dihkit.studies.capacity import (
     capacity_ladder,
     capacity_points,
@@ -129,24 +117,11 @@ from dihkit.studies.student_heads import (
     shallow_classifiers_markdown,
     term_curves,
 )
-from dihkit.studies.exercises import (
-    check_close,
-    check_equal,
-    check_predicate,
-)
-from dihkit.studies.exercises_01_03 import (
-    call_answer,
-    loglog_slope,
-)
-from dihkit.methods.dih import (
-    IntermediateHeads,
-)
-from dihkit.methods.dskd import (
-    DeeplySupervisedKD,
-)
-from dihkit.methods.mhkd import (
-    MultiHeadKD,
-)
+from dihkit.studies.exercises import check_close, check_equal, check_predicate
+from dihkit.studies.exercises_01_03 import call_answer, loglog_slope
+from dihkit.methods.dih import IntermediateHeads
+from dihkit.methods.dskd import DeeplySupervisedKD
+from dihkit.methods.mhkd import MultiHeadKD
 from dihkit.studies.exercises_04_06 import (
     cohort_size,
     dih_example,
@@ -154,9 +129,7 @@ from dihkit.studies.exercises_04_06 import (
     largest_last_epoch,
     shallow_losses_example,
 )
-from dihkit.studies.reading_comparison import (
-    comparison_reading,
-)
+from dihkit.studies.reading_comparison import comparison_reading
 from dihkit.studies.seeds import (
     learning_curves,
     noise_verdict,
@@ -171,12 +144,8 @@ from dihkit.studies.temperature import (
     kd_identity,
     one_per_class,
 )
-from dihkit.teachers.loading import (
-    load_teacher,
-)
-from dihkit.training.target_cache import (
-    state_digest,
-)
+from dihkit.teachers.loading import load_teacher
+from dihkit.training.target_cache import state_digest
 from dihkit.viz.kd import (
     plot_capacity_gap,
     plot_entropy_against_tau,
@@ -199,17 +168,9 @@ from dihkit.viz.teacher_heads import (
     plot_member_accuracy,
     plot_reliability,
 )
-from dihkit.viz.output import (
-    show_plotly,
-    show_widget,
-)
-from dihkit.viz.source import (
-    source_block,
-)
-from dihkit.viz.widgets import (
-    head_explorer,
-    temperature_explorer,
-)
+from dihkit.viz.output import show_plotly, show_widget
+from dihkit.viz.source import source_block
+from dihkit.viz.widgets import head_explorer, temperature_explorer
 
 __all__ = [
     "profiles_table",
@@ -309,6 +270,23 @@ __all__ = [
     "summary_markdown",
     "teacher_ladder_markdown",
     "temperature_explorer",
+    "attention_agreement",
+    "kd_parts_example",
+    "stage_matched_teacher",
+    "resolve_options",
+    "kd_split",
+    "split_shares",
+    "trained_student",
+    "dkd_loss",
+    "split_kd",
+    "variant_probs",
+    "stage_channel_attention",
+    "published_markdown",
+    "kd_split_explorer",
+    "kd_split_figure",
+    "plot_channel_attention",
+    "plot_kd_split",
+    "plot_split_shares",
     "claim_results",
     "methods_markdown",
     "recap_markdown",

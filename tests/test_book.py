@@ -179,10 +179,12 @@ def test_book_page_shows_every_figure_and_embeds_plotly_once(executed, book_dir)
 
     _, out, _ = executed
     images, plots = figure_outputs(nbformat.read(out / "00_first.ipynb", as_version=4))
-    assert (images, plots) == (1, 2)
+    # one matplotlib figure, the kit's plotly figure with its PNG twin, plotly's JSON alone
+    assert (images, plots) == (2, 2)
     page = (book_dir / "00_first.html").read_text()
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == images
     assert page.count('class="plotly-graph-div"') == plots
+    assert page.count('class="dihkit-static-twin"') == 1  # hidden once plotly has drawn
     assert page.count(get_plotlyjs()[:200]) == 1
     assert page.index(get_plotlyjs()[:200]) < page.index("<body")  # before any figure
 
@@ -427,3 +429,19 @@ def test_kernels_talk_over_ipc_sockets_not_unencrypted_tcp():
 
     manager = _kernel_manager_class()(kernel_name="python3")
     assert manager.transport == "ipc"
+
+
+def test_notebooks_that_read_results_execute_after_the_others(tmp_path):
+    import nbformat
+
+    from dihkit.book.execute import execution_order, sequence_notebooks
+
+    for name, reads in (("00_a", False), ("01_summary", True), ("02_b", False)):
+        nb = nbformat.v4.new_notebook()
+        if reads:
+            nb.metadata["dihkit"] = {"reads_results": True}
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    ordered = execution_order(sequence_notebooks(None, tmp_path))
+    assert [p.stem for p in ordered] == ["00_a", "02_b", "01_summary"]
+    committed = sequence_notebooks(None, Path(__file__).resolve().parent.parent / "notebooks")
+    assert execution_order(committed)[-1].stem == "07_comparison"

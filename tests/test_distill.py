@@ -30,12 +30,18 @@ EXPECTED_TERMS = {
     "dsn": [{"ce", "exit1_ce", "exit2_ce"}],
     "byot": [{"ce"} | {f"exit{j}_{t}" for j in (1, 2) for t in ("ce", "kd", "l2")}],
     "dskd": [{"ce", "kd_last", "kd_shallow", "fea_last", "fea_shallow"}],
+    "dkd": [{"ce", "tckd", "nckd"}],
+    "kd_decomposition": [{"kd", "ce"}],
+    "cd": [{"ce", "gkd", "cd"}],
+    "feed": [{"ce", "feed"}],
+    "nd": [{"kd", "ce"}],  # the main run (the classifier on the assembled blocks); blocks: stages
 }
 OPTIONS = {
     "fitnets": {"hint_epochs": 1},
     "takd": {"assistant": "resnet8"},
     "dml": {"peer": "resnet8"},
     "mhkd": {"head_width": 16},
+    "nd": {"block_epochs": 1},
 }
 
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dihkit.cli.main import main
+from dihkit.cli.main import build_parser
+from dihkit.cli.method_flags import options_for
 from dihkit.errors import ConfigError
 from dihkit.losses import dih_student_loss, kd_student_loss
 from dihkit.losses.decoupled import dkd_loss, nckd_loss, split_kd, tckd_loss, warmup_factor
@@ -84,7 +85,7 @@ def test_kd_is_tckd_plus_the_teachers_nontarget_mass_times_nckd(scale, tau):
     parts = split_kd(student, teacher, labels, tau)
     assert torch.allclose(parts.kd.double(), kd, rtol=1e-4, atol=1e-5)
     assert torch.allclose(parts.tckd + parts.nontarget * parts.nckd, parts.kd)
-    # KD is DKD at alpha = 1 and a per-sample beta of 1 - p_t^T
+    # both parts are KL divergences, so KD's split is a sum of two non-negative terms
     assert (parts.tckd >= -1e-6).all() and (parts.nckd >= -1e-6).all()
 
 
@@ -100,7 +101,9 @@ def test_the_masked_log_softmax_agrees_with_the_authors_minus_1000_and_stays_fin
     assert torch.allclose(split_kd(student, teacher, labels, tau).nckd, authors, atol=1e-5)
     # Confident logits at a low temperature: log(1 - p_t) underflows in a naive computation.
     sharp = torch.tensor([[80.0, 0.0, -5.0], [0.0, 120.0, 1.0]], requires_grad=True)
-    parts = split_kd(sharp, torch.tensor([[60.0, 2.0, 1.0], [3.0, 90.0, 0.0]]), [0, 1], 1.0)
+    parts = split_kd(
+        sharp, torch.tensor([[60.0, 2.0, 1.0], [3.0, 90.0, 0.0]]), torch.tensor([0, 1]), 1.0
+    )
     total = (parts.tckd + parts.nckd).sum()
     total.backward()
     assert torch.isfinite(total) and torch.isfinite(sharp.grad).all()
@@ -252,25 +255,35 @@ def test_dkd_paper_defaults():
     assert options.warmup_epochs is None and options.logit_standardise is False
 
 
-def test_one_epoch_dkd_run_from_a_bundled_teacher(tiny, tmp_path):
-    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+def test_one_epoch_dkd_run_from_a_bundled_teachers_cached_targets(tiny, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu", cached_targets=1)
     distiller, result = distill(
-        "dkd", "resnet14", "resnet8", tiny, config, {"beta": 2.0}, out_dir=tmp_path, progress=False
-    )
+        "dkd", "resnet14", "resnet8", tiny, config, {"beta": 2.0},
+        out_dir=tmp_path / "run", progress=False, cache_root=tmp_path / "cache",
+    )  # fmt: skip
     (record,) = result.history
     assert set(record.losses) == {"ce", "tckd", "nckd"}
     assert all(math.isfinite(v) for v in record.losses.values())
     assert distiller.warmup_epochs == 1 and distiller.warmup_weight == 1.0  # a 1-epoch run
-    assert (tmp_path / "best.pt").is_file()
+    assert any((tmp_path / "cache").rglob("*")) and (tmp_path / "run" / "best.pt").is_file()
 
 
-def test_one_epoch_kd_run_with_logit_standardisation_from_the_cli(tmp_path, capsys):
-    out = tmp_path / "run"
+def test_one_epoch_kd_run_with_the_logit_standardise_flag(tiny, tmp_path):
     argv = ["distill", "--method", "kd", "--teacher", "resnet14", "--student", "resnet8"]
-    argv += ["--epochs", "1", "--train-per-class", "10", "--logit-standardise", "--tau", "2"]
-    assert main([*argv, "--device", "cpu", "--out", str(out), "--quiet"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    options = summary["identity"]["options"]
-    assert options["logit_standardise"] is True and options["tau"] == 2.0
-    history = json.loads((out / "history.json").read_text())
+    argv += ["--epochs", "1", "--logit-standardise", "--tau", "2", "--out", str(tmp_path)]
+    args = build_parser().parse_args(argv)
+    options = options_for([args.method], args)["kd"]
+    assert options == {"logit_standardise": True, "tau": 2.0}
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    distill("kd", "resnet14", "resnet8", tiny, config, options, out_dir=tmp_path, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    recorded = summary["identity"]["options"]
+    assert recorded == {
+        "tau": 2.0,
+        "alpha": 0.1,
+        "kd_weighting": "convex",
+        "logit_standardise": True,
+    }
+    history = json.loads((tmp_path / "history.json").read_text())
     assert set(history[0]["losses"]) == {"kd", "ce"}
+    assert all(math.isfinite(v) for v in history[0]["losses"].values())

@@ -4,11 +4,11 @@ run's paired margins per claim, and the verdict, against hand-computed values.""
 from __future__ import annotations
 
 import pytest
+from run_records import fake_run
 
 from dihkit.methods import method_names
 from dihkit.studies.paper_numbers import DIH_TABLE2
 from dihkit.studies.recap import CLAIMS, Claim, claim_results, methods_markdown, recap_markdown
-from run_records import fake_run
 
 
 def test_published_margins_are_the_tables_differences():

@@ -23,6 +23,7 @@ SHIPPED = (
     "dskd-table1",
     "dskd-table2",
     "dskd-table3",
+    "dkd-table-cifar100",
 )
 
 GOOD = """\

@@ -49,6 +49,25 @@ class NotebookRun:
     seconds: float
 
 
+def reads_results(path: Path) -> bool:
+    """Whether a notebook reads the results the others record (its metadata says
+    ``"dihkit": {"reads_results": true}``, as 07_comparison's does)."""
+    import json
+
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError):
+        return False
+    return bool(metadata.get("dihkit", {}).get("reads_results"))
+
+
+def execution_order(notebooks: Sequence[Path]) -> list[Path]:
+    """The order to execute ``notebooks`` in: their own, except that the notebooks that read
+    the others' results run after all the others (so 07_comparison sees 08's runs)."""
+    readers = [n for n in notebooks if reads_results(n)]
+    return [n for n in notebooks if n not in readers] + readers
+
+
 def sequence_notebooks(only: Sequence[str] | None, notebooks_dir: str | Path) -> list[Path]:
     """The sequence's notebooks in order; ``only`` keeps those whose name starts with one of the
     given prefixes (``"03"``, ``"3"`` or ``"03_intermediate_heads"``)."""

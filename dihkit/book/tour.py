@@ -1,7 +1,8 @@
 """Run the notebook sequence headless and turn it into an offline HTML book.
 
 - :func:`run_sequence` executes ``notebooks/NN_*.ipynb`` with papermill (all of them, or the
-  ``only`` prefixes) into one folder, with a progress bar over notebooks and each one's wall time
+  ``only`` prefixes; the notebooks that read the others' results last) into one folder, with a
+  progress bar over notebooks and each one's wall time
   recorded in ``sequence.json``. Parameter names are checked against every notebook's
   ``parameters`` cell first (papermill alone would only warn about a misspelled name), and the
   values of the profile's settings (seed, epochs, ...) too. The execution itself and the record
@@ -76,7 +77,7 @@ def run_sequence(
     from tqdm.auto import tqdm
 
     check_choice("profile", profile, PROFILE_NAMES)
-    notebooks = sequence_notebooks(only, notebooks_dir)
+    notebooks = run.execution_order(sequence_notebooks(only, notebooks_dir))
     assigned = assign_parameters(params, notebooks)
     check_parameter_values(profile, params or {})
     out_dir = Path(out_dir).resolve()
@@ -185,7 +186,7 @@ def refresh_notebooks(
             f"refresh writes into {notebooks_dir}, inside the installed package; run it from a "
             "repository checkout (make book)"
         )
-    notebooks = sequence_notebooks(only, notebooks_dir)
+    notebooks = run.execution_order(sequence_notebooks(only, notebooks_dir))
     runs = []
     with tempfile.TemporaryDirectory() as tmp, run.profile_from_arguments():
         bar = tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb", disable=not progress)

@@ -62,7 +62,7 @@ def _binary_log_probs(scaled: Tensor, mask: Tensor) -> Tensor:
     """``[N, 2]``: ``log p_t`` and ``log(1 - p_t)`` from logits already divided by tau."""
     everything = torch.logsumexp(scaled, dim=-1)
     others = torch.logsumexp(scaled.masked_fill(mask, float("-inf")), dim=-1)
-    target = scaled.masked_select(mask)
+    target = torch.where(mask, scaled, torch.zeros_like(scaled)).sum(dim=-1)  # one entry a row
     return torch.stack([target - everything, others - everything], dim=-1)
 
 

@@ -99,8 +99,7 @@ class FEEDOptions(MethodOptions):
     )
     rounds: int = option(
         3,
-        "feed sequential: rounds, each a full run; rounds before the last train into OUT/round-K "
-        "(paper: several)",
+        "feed sequential: rounds, each a full run; rounds before the last train into OUT/round-K",
         low=1,
     )
     beta: float = option(
@@ -144,13 +143,14 @@ class FeatureEnsemble(Distiller):
     - Teachers are summed (Eq. 1), so N teachers weigh N times one; a teacher may be listed
       twice (it then counts twice, with its own transformer each time).
     - Maps of different spatial sizes: the larger is adaptively average-pooled to the smaller
-      (the student's before its transformer, the teacher's target otherwise); the paper's
-      students and teachers share their sizes.
+      (the student's before its transformer, the teacher's target otherwise); the paper does
+      not say, as its students and teachers are CIFAR/ImageNet networks of one family.
     - Sequential rounds: every round's student starts from the weights the run's seed gives the
       student (as every method's student does), each round has new transformers, and its
       identity holds the FEED options and the round, not ``rounds`` (round K of a run is the same
-      run for any ``rounds`` > K). The paper runs "several" rounds; ``rounds = 3`` is dihkit's.
-      ``rounds`` is unused by ``parallel``, ``teachers`` refused by ``sequential``.
+      run for any ``rounds`` > K). The default of 3 rounds is dihkit's choice. Round 1's
+      teacher is ``--teacher``, of any architecture. ``rounds`` is unused by ``parallel``,
+      ``teachers`` refused by ``sequential``.
     - Identity: an extra teacher enters the run's identity through the ``teachers`` option's
       text. A bundled name pins its file (sha256-checked on load); a checkpoint path is
       identified by its text alone, so replace a teacher file under a new path.

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from dihkit.data.loader import epoch_seed
 from dihkit.errors import ConfigError
+from dihkit.losses import KD_WEIGHTINGS
 from dihkit.losses.decomposition import (
     DECOMPOSITION_VARIANTS,
     DEFAULT_TOPK_FRACTION,
@@ -19,8 +20,8 @@ from dihkit.losses.decomposition import (
     topk_count,
 )
 from dihkit.methods.base import BuildContext, require_teacher
-from dihkit.methods.kd import KDOptions, KnowledgeDistillation
-from dihkit.methods.options import option
+from dihkit.methods.kd import KnowledgeDistillation
+from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
 
 SIMILARITY_VARIANTS = ("sim", "pt_sim")
@@ -28,7 +29,18 @@ PERMUTATION_SALT = 0x5EED_9E27  # keeps the permutations' stream apart from the 
 
 
 @dataclass(frozen=True)
-class KDDecompositionOptions(KDOptions):
+class KDDecompositionOptions(MethodOptions):
+    tau: float = option(
+        5.0, "temperature of the softened distributions (as kd; DIH paper: 5)", low=0, low_open=True
+    )
+    alpha: float = option(
+        0.1, "weight of the KD term, as kd's (convex: CE gets 1 - alpha)", low=0, high=1
+    )
+    kd_weighting: str = option(
+        "convex",
+        "convex: (1 - alpha) CE + alpha KD; sum: CE + alpha KD (as kd)",
+        choices=KD_WEIGHTINGS,
+    )
     kd_variant: str = option(
         "full",
         "the teacher distribution KD learns from (Tang et al. 2020): full (plain KD), "
@@ -54,8 +66,8 @@ class KDDecompositionOptions(KDOptions):
     )
     topk_fraction: float = option(
         DEFAULT_TOPK_FRACTION,
-        "topk: k = ceil(fraction * classes) teacher probabilities kept (paper: 25% on "
-        "CIFAR-100, 50% on ImageNet)",
+        "topk: k = ceil(fraction * classes) teacher probabilities kept (paper: 0.25 on "
+        "CIFAR-100, 0.5 on ImageNet)",
         low=0,
         high=1,
         low_open=True,
@@ -93,12 +105,18 @@ class KDDecomposition(KnowledgeDistillation):
 
     Choices where the paper is silent, or that dihkit makes:
 
-    - The defaults are the kit's KD defaults (tau 5, alpha 0.1, convex), so ``full`` is the
-      ``kd`` baseline at its defaults; the variants transform the teacher's distribution at
-      ``tau`` (rho^sim uses its own ``sim_temperature`` beta, default 0.5, a dihkit choice), and
-      the student is softened at ``tau`` as in KD.
+    - The paper's own temperature and KD weight for these experiments are not taken over (not
+      confirmed for dihkit): the defaults are the kit's KD defaults (tau 5, alpha 0.1, convex),
+      so ``full`` is the ``kd`` baseline at its defaults. The variants transform the teacher's
+      distribution at ``tau`` (rho^sim has its own ``sim_temperature`` beta, default 0.5, a
+      dihkit choice) and the student is softened at ``tau`` as in KD.
+    - The options are kd's three, declared again rather than inherited, so switches added to
+      ``kd`` later (such as its ``logit_standardise``) are not silently ignored here.
     - The option is ``kd_variant`` (not ``variant``) because method options share CLI flags by
       name, as ``kd_weighting`` does.
+    - rho^pt, rho^sim and KD-topk are the paper's; ``pt_sim``'s construction (``1 - p_t`` in
+      proportion to rho^sim off the label) and KD-topk's uniform tail are dihkit's reading of
+      it, and ``permuted_nontarget`` is a control the paper does not run.
     - ``permuted_nontarget`` draws its permutations from a CPU generator seeded by the run seed,
       the epoch and the step within the epoch (``epoch_seed`` folded twice with a salt), so a
       run is reproducible and resumes exactly (the count restarts at each epoch). The cached

@@ -205,6 +205,7 @@ class BlockStage(Distiller):
 
 
 def block_parameters(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
+    """The parameters of ``model``'s child modules ``names`` (one block's)."""
     return [p for name in names for p in getattr(model, name).parameters()]
 
 
@@ -273,8 +274,8 @@ class NeighbourhoodDistillation(KnowledgeDistillation):
     - Blocks are the named stages (``stage_names``, e.g. layer1..3 of a CIFAR ResNet): the stem
       joins the first block, the modules after the last stage join the last; pooling and ``fc``
       are in no block. Teacher and student need as many stages, meeting at the same resolutions.
-    - Width: the paper replaces a teacher neighbourhood by a student one in place (its uses are
-      model reduction and sparsification), so the two share their input and output shapes.
+    - Width: the paper swaps a student neighbourhood in for the teacher's (its abstract: model
+      reduction and sparsification), which needs the teacher's input and output shapes.
       Where a student stage is thinner, dihkit wraps the student block in fixed (untrained) 1x1
       channel-grouping adapters, ``G`` at its input and ``G.T`` at its output
       (:func:`channel_grouping`, ``G @ G.T = I``): the blocks stay independent, and the adapters
@@ -288,6 +289,7 @@ class NeighbourhoodDistillation(KnowledgeDistillation):
       then merge them).
     - A block stage's accuracy is the hybrid's (the teacher with that block swapped in); its
       steps run the rest of the teacher, without gradients, for those logits.
+    - With ``finetune_epochs`` 0 the blocks' parameters keep ``requires_grad`` off after the run.
     - Block stages never use cached targets; the main run can (``final_loss`` kd). Under
       torchrun ``finetune_epochs`` must be 0 or ``--epochs`` (DDP trains the same parameters in
       every step).

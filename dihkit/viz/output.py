@@ -33,7 +33,7 @@ def figure_png(fig: Any, dpi: int = 90) -> bytes:
 
 def png_bytes(static: Any) -> bytes:
     """PNG bytes from a matplotlib figure or from PNG bytes; a clear error for anything else."""
-    if isinstance(static, bytes | bytearray):
+    if isinstance(static, bytes | bytearray | memoryview):
         if not bytes(static).startswith(PNG_SIGNATURE):
             raise ValueError("static: bytes given are not a PNG image")
         return bytes(static)
