@@ -23,6 +23,7 @@ from dihkit.runs.results import RunSpec, collect_results, collected_runs, run_gr
 from dihkit.methods import resolve_options
 from dihkit.studies.kd_parts import (
     attention_agreement,
+    block_costs_markdown,
     kd_parts_example,
     stage_matched_teacher,
     kd_split,
@@ -32,6 +33,8 @@ from dihkit.studies.kd_parts import (
 from dihkit.losses.decoupled import dkd_loss, split_kd
 from dihkit.losses.decomposition import variant_probs
 from dihkit.methods.channel_distillation import stage_channel_attention
+from dihkit.methods.neighbourhood_cost import neighbourhood_costs
+from dihkit.models import build_model
 from dihkit.reproduce.published import published_markdown
 from dihkit.viz.kd_parts import (
     kd_split_explorer,
@@ -271,6 +274,9 @@ __all__ = [
     "teacher_ladder_markdown",
     "temperature_explorer",
     "attention_agreement",
+    "block_costs_markdown",
+    "build_model",
+    "neighbourhood_costs",
     "kd_parts_example",
     "stage_matched_teacher",
     "resolve_options",

@@ -23,6 +23,7 @@ from dihkit.training.checkpoint import load_model
 __all__ = [
     "KDSplit",
     "attention_agreement",
+    "block_costs_markdown",
     "kd_parts_example",
     "kd_split",
     "split_shares",
@@ -156,3 +157,30 @@ def stage_matched_teacher(
             "pass cd_teacher explicitly"
         )
     return matching[-1]
+
+
+def block_costs_markdown(costs: Sequence[Any], student_params: int) -> str:
+    """A markdown table of Neighbourhood Distillation's per-block costs
+    (:func:`dihkit.methods.neighbourhood_cost.neighbourhood_costs`): each block's trainable
+    parameters (share of the student's) and the multiply-accumulates per image of one block
+    step, beside one end-to-end KD step, then one sentence computed from them."""
+    lines = [
+        "| block | trains (parameters) | share of the student | one block step, MMACs/image "
+        "| vs one end-to-end KD step |",
+        "|---|---|---|---|---|",
+    ]
+    for c in costs:
+        lines.append(
+            f"| {c.name} | {c.block_params:,} | {c.block_params / student_params:.0%} | "
+            f"{c.step_macs / 1e6:.2f} | {c.step_macs / c.kd_step_macs:.0%} |"
+        )
+    if costs:
+        kd = costs[0].kd_step_macs
+        largest = max(costs, key=lambda c: c.step_macs)
+        lines.append(
+            f"\nOne end-to-end KD step costs {kd / 1e6:.2f} MMACs per image; the dearest block "
+            f"step ({largest.name}) costs {largest.step_macs / kd:.0%} of it, and the "
+            f"{len(costs)} block stages depend on no other block's weights, so they can train "
+            "at the same time (on separate devices or processes)."
+        )
+    return "\n".join(lines)
