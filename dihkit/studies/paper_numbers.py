@@ -2,8 +2,9 @@
 
 These are the papers' results on CIFAR with their full recipes on a GPU (200 epochs in the DIH
 paper, 240 in the MHKD and DSKD papers); the kit's notebooks run small embedded subsets
-(cifar10-mini, fmnist-mini) for minutes on a CPU, so the two are never directly comparable: the papers' numbers show the *direction* and *size* of the effects the authors
-reported, the notebooks show what happens at laptop scale.
+(cifar10-mini, fmnist-mini) for minutes on a CPU, so the two are never directly comparable: the
+papers' numbers show the *direction* and *size* of the effects the authors reported, the
+notebooks show what happens at laptop scale.
 """
 
 from __future__ import annotations
