@@ -177,11 +177,12 @@ def test_every_interactive_output_carries_a_png_twin(notebook: Path) -> None:
     for index, output in committed_outputs(notebook):
         data = output.get("data", {})
         if any(kind in data for kind in interactive):
-            png = data.get("image/png")
+            png = "".join(data.get("image/png") or "").replace("\n", "")
             if not png or not base64.b64decode(png).startswith(b"\x89PNG\r\n\x1a\n"):
                 missing.append(index)
             elif "application/vnd.plotly.v1+json" in data:
-                assert png in data["text/html"], f"cell {index}: the HTML lacks the PNG"
+                html = "".join(data["text/html"]).replace("\n", "")
+                assert png in html, f"cell {index}: the HTML lacks the PNG"
     assert not missing, f"{notebook.name}: cells {missing} show an interactive output alone"
 
 
