@@ -4,6 +4,7 @@ notebooks so each test takes seconds."""
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -219,6 +220,42 @@ def test_book_without_local_scripts_leaves_them_out_and_says_so(executed, tmp_pa
     assert page.count('class="plotly-graph-div"') == 2  # figures still show
 
 
+def test_a_page_without_the_widget_manager_shows_the_widgets_snapshot(tmp_path):
+    png = base64.b64encode(b"\x89PNG snapshot").decode()
+    view = {"model_id": "m", "version_major": 2, "version_minor": 0}
+    output = nbformat.v4.new_output(
+        "display_data",
+        data={
+            "application/vnd.jupyter.widget-view+json": view,
+            "image/png": png,
+            "text/plain": "w",
+        },
+    )
+    state = {
+        "m": {
+            "model_name": "LabelModel",
+            "model_module": "@jupyter-widgets/controls",
+            "model_module_version": "2.0.0",
+            "state": {},
+        }
+    }
+    nb = new_notebook(cells=[new_code_cell("w", outputs=[output])])
+    nb.metadata["widgets"] = {
+        "application/vnd.jupyter.widget-state+json": {
+            "state": state,
+            "version_major": 2,
+            "version_minor": 0,
+        }
+    }
+    without = write_page(nb, tmp_path / "without.html", {}).read_text()
+    assert f"data:image/png;base64,{png}" in without
+    assert "application/vnd.jupyter.widget-view+json" not in without
+    with_manager = {"widget_renderer_url": "_static/html-manager/dist/embed-amd.js"}
+    drawn = write_page(nb, tmp_path / "with.html", with_manager).read_text()
+    assert 'type="application/vnd.jupyter.widget-view+json"' in drawn
+    assert nb.cells[0].outputs[0].data["image/png"] == png  # the notebook itself is untouched
+
+
 def test_add_plotly_html_renders_json_only_outputs_once(executed):
     _, out, _ = executed
     nb = nbformat.read(out / "00_first.ipynb", as_version=4)
@@ -368,8 +405,9 @@ def test_stored_outputs_of_another_profile_are_labelled_and_the_label_goes_away(
 
 def test_notebook_files_are_the_sequence_then_what_it_needs_beside_it():
     names = [p.name for p in notebook_files()]
-    assert names[0] == "00_tour.ipynb" and names[-2:] == ["README.md", "nbval_sanitize.cfg"]
-    assert names[:-2] == sorted(p.name for p in bundled("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    beside = ["README.md", "nbval_sanitize.cfg", "timings.json"]
+    assert names[0] == "00_tour.ipynb" and names[-3:] == beside
+    assert names[:-3] == sorted(p.name for p in bundled("notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_copy_notebooks_refuses_to_overwrite_unless_asked(tmp_path):

@@ -31,6 +31,7 @@ from dihkit.book import assets as book_assets
 from dihkit.errors import ConfigError
 from dihkit.files import write_text_atomic
 from dihkit.viz import PLOTLY_MIMETYPE, plotly_div
+from dihkit.viz.output import WIDGET_MIMETYPE
 
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 SEQUENCE_FILE = "sequence.json"
@@ -118,6 +119,19 @@ def add_plotly_html(nb: Any, *, replace: bool = False) -> int:
                 data["text/html"] = plotly_div(data[PLOTLY_MIMETYPE], data.get("image/png"))
                 added += 1
     return added
+
+
+def keep_widget_snapshots(nb: Any) -> int:
+    """Drop the widget view from outputs that also hold a PNG snapshot, so the page shows the
+    picture where no widget manager can draw the widget; returns how many were changed."""
+    changed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_MIMETYPE in data and "image/png" in data:
+                del data[WIDGET_MIMETYPE]
+                changed += 1
+    return changed
 
 
 def has_plotly(nb: Any) -> bool:
@@ -225,6 +239,8 @@ def write_page(nb: Any, page: Path, urls: Mapping[str, str]) -> Path:
     out)."""
     nb = copy.deepcopy(nb)
     add_plotly_html(nb, replace=True)
+    if not urls.get("widget_renderer_url"):
+        keep_widget_snapshots(nb)
     resources = {
         "dihkit_plotly_js": _plotly_js() if has_plotly(nb) else "",
         "metadata": {"name": page.stem},
