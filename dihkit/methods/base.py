@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from dihkit.data.datasets import Dataset
 from dihkit.errors import ConfigError
 from dihkit.methods.options import MethodOptions
-from dihkit.nn.heads import Cohort
+from dihkit.nn.heads import Cohort, freeze
 from dihkit.training.checkpoint import load_model_state, model_entry
 from dihkit.training.config import TrainConfig
 from dihkit.training.history import FitResult
@@ -224,6 +224,26 @@ class Distiller(nn.Module):
         load_model_state(self.student, state["model"])
         for name, module in self.extra_modules().items():
             module.load_state_dict(state["extra"][name])
+
+
+class TeacherLogitsDistiller(Distiller):
+    """A student distilled from one frozen teacher's logits (KD and the methods built on it):
+    the teacher stays in eval mode, and its ``(1, B, C)`` logits are the frozen targets a
+    target cache may hold."""
+
+    requires = ("teacher",)
+    frozen = ("teacher",)
+    caches_targets = True
+
+    def __init__(self, student: nn.Module, teacher: nn.Module) -> None:
+        super().__init__(student)
+        self.teacher = freeze(teacher)
+
+    def target_source(self) -> nn.Module:
+        return self.teacher
+
+    def frozen_targets(self, images: Tensor) -> Tensor:
+        return self.teacher(images).unsqueeze(0)
 
 
 def require_teacher(context: BuildContext, method: str) -> TeacherLike:

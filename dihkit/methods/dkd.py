@@ -10,11 +10,10 @@ from torch import Tensor, nn
 
 from dihkit.losses.decoupled import dkd_loss, warmup_factor
 from dihkit.losses.standardised import maybe_standardise
-from dihkit.methods.base import BuildContext, Distiller, require_teacher
+from dihkit.methods.base import BuildContext, TeacherLogitsDistiller, require_teacher
 from dihkit.methods.kd import LOGIT_STANDARDISE_HELP, StandardisableOptions
 from dihkit.methods.options import option
 from dihkit.methods.registry import register
-from dihkit.nn.heads import freeze
 
 PAPER_EPOCHS, PAPER_WARMUP = 240, 20  # the authors' CIFAR-100 schedule and warm-up
 
@@ -45,7 +44,7 @@ class DKDOptions(StandardisableOptions):
 
 
 @register("dkd")
-class DecoupledKD(Distiller):
+class DecoupledKD(TeacherLogitsDistiller):
     """``CE + w(epoch) * (alpha * TCKD + beta * NCKD)`` (DKD paper Sec. 3.3), with
     ``TCKD = tau^2 KL(b^T || b^S)`` over the binary target / non-target distributions and
     ``NCKD = tau^2 KL(p_hat^T || p_hat^S)`` over the distributions among the non-target classes
@@ -73,9 +72,6 @@ class DecoupledKD(Distiller):
 
     summary = "DKD: CE + alpha*TCKD + beta*NCKD, KD's target and non-target parts decoupled"
     Options = DKDOptions
-    requires = ("teacher",)
-    frozen = ("teacher",)
-    caches_targets = True
 
     def __init__(
         self,
@@ -87,8 +83,7 @@ class DecoupledKD(Distiller):
         warmup_epochs: int = PAPER_WARMUP,
         logit_standardise: bool = False,
     ) -> None:
-        super().__init__(student)
-        self.teacher = freeze(teacher)
+        super().__init__(student, teacher)
         self.tau, self.alpha, self.beta = tau, alpha, beta
         self.warmup_epochs = warmup_epochs
         self.logit_standardise = logit_standardise
@@ -117,12 +112,6 @@ class DecoupledKD(Distiller):
     def warmup_weight(self) -> float:
         """The DKD term's weight this epoch, ``min(epoch / warmup_epochs, 1)``."""
         return warmup_factor(self.epoch, self.warmup_epochs)
-
-    def target_source(self) -> nn.Module:
-        return self.teacher
-
-    def frozen_targets(self, images: Tensor) -> Tensor:
-        return self.teacher(images).unsqueeze(0)
 
     def forward(
         self, images: Tensor, labels: Tensor, targets: Tensor | None = None

@@ -10,10 +10,9 @@ from torch import Tensor, nn
 
 from dihkit.losses import KD_WEIGHTINGS, kd_loss, kd_student_loss
 from dihkit.losses.standardised import standardise
-from dihkit.methods.base import BuildContext, Distiller, require_teacher
+from dihkit.methods.base import BuildContext, TeacherLogitsDistiller, require_teacher
 from dihkit.methods.options import MethodOptions, option
 from dihkit.methods.registry import register
-from dihkit.nn.heads import freeze
 
 LOGIT_STANDARDISE_HELP = (
     "z-score each sample's student and teacher logits before the softened softmax of the "
@@ -57,7 +56,7 @@ class KDOptions(StandardisableOptions):
 
 
 @register("kd")
-class KnowledgeDistillation(Distiller):
+class KnowledgeDistillation(TeacherLogitsDistiller):
     """``alpha * tau^2 * KL(P_T^tau || P_S^tau) + (1 - alpha) * CE`` (``kd_weighting="convex"``,
     the default), or ``CE + alpha * tau^2 * KL`` (``kd_weighting="sum"``, the DSKD paper's KD
     baseline at alpha = 1); the teacher is frozen and runs without gradients in eval mode.
@@ -71,9 +70,6 @@ class KnowledgeDistillation(Distiller):
 
     summary = "Hinton KD from the teacher's classifier (alpha*KD + (1-alpha)*CE, or CE + alpha*KD)"
     Options = KDOptions
-    requires = ("teacher",)
-    frozen = ("teacher",)
-    caches_targets = True
 
     def __init__(
         self,
@@ -84,8 +80,7 @@ class KnowledgeDistillation(Distiller):
         weighting: str = "convex",
         logit_standardise: bool = False,
     ) -> None:
-        super().__init__(student)
-        self.teacher = freeze(teacher)
+        super().__init__(student, teacher)
         self.tau, self.alpha, self.weighting = tau, alpha, weighting
         self.logit_standardise = logit_standardise
 
@@ -100,12 +95,6 @@ class KnowledgeDistillation(Distiller):
             options.kd_weighting,
             options.logit_standardise,
         )
-
-    def target_source(self) -> nn.Module:
-        return self.teacher
-
-    def frozen_targets(self, images: Tensor) -> Tensor:
-        return self.teacher(images).unsqueeze(0)
 
     def forward(
         self, images: Tensor, labels: Tensor, targets: Tensor | None = None
