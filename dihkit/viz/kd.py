@@ -8,6 +8,7 @@ from typing import Any
 
 from dihkit.studies.temperature import entropy, softened_grid
 from dihkit.viz._matplotlib import _closed, _pyplot
+from dihkit.viz.frames import frame_slider_figure, nearest_on_log_grid
 
 
 def temperature_figure(
@@ -22,50 +23,36 @@ def temperature_figure(
     grid point, so a reader of the static HTML page can still move the temperature (the twin of
     :func:`dihkit.viz.widgets.temperature_explorer`). It opens at the grid point nearest
     ``start_tau``."""
-    import math
-
     import plotly.graph_objects as go
     import torch
 
     grid = softened_grid(torch.as_tensor(logits, dtype=torch.float64), taus)
     entropies = entropy(grid)
-    names = [f"tau={float(t):g}" for t in taus]
 
-    def bars(i: int):
-        return go.Bar(
-            x=list(class_names),
-            y=grid[i].tolist(),
-            text=[f"{p:.3f}" for p in grid[i].tolist()],
-            textposition="outside",
-            marker_color="#4c72b0",
-        )
+    def bars(i: int) -> list[Any]:
+        return [
+            go.Bar(
+                x=list(class_names),
+                y=grid[i].tolist(),
+                text=[f"{p:.3f}" for p in grid[i].tolist()],
+                textposition="outside",
+                marker_color="#4c72b0",
+            )
+        ]
 
     def heading(i: int) -> str:
         return f"{title}: tau = {float(taus[i]):g}, entropy {entropies[i].item():.3f} nats"
 
-    frames = [
-        go.Frame(data=[bars(i)], name=names[i], layout=go.Layout(title_text=heading(i)))
-        for i in range(len(taus))
-    ]
-    steps = [
-        {
-            "label": f"{float(t):g}",
-            "method": "animate",
-            "args": [[names[i]], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
-        }
-        for i, t in enumerate(taus)
-    ]
-    start = min(range(len(taus)), key=lambda i: abs(math.log(float(taus[i]) / start_tau)))
-    fig = go.Figure(data=[bars(start)], frames=frames)
-    fig.update_layout(
-        title_text=heading(start),
+    return frame_slider_figure(
+        [bars(i) for i in range(len(taus))],
+        [heading(i) for i in range(len(taus))],
+        [f"{float(t):g}" for t in taus],
+        names=[f"tau={float(t):g}" for t in taus],
+        start=nearest_on_log_grid(taus, start_tau),
+        prefix="tau = ",
         yaxis={"range": [0, 1.1], "title": "probability"},
         xaxis={"title": "class"},
-        sliders=[{"active": start, "currentvalue": {"prefix": "tau = "}, "steps": steps}],
-        height=420,
-        margin={"t": 60, "b": 40},
     )
-    return fig
 
 
 def plot_softened_distribution(

@@ -13,6 +13,7 @@ from typing import Any
 
 from dihkit.studies.kd_parts import KDSplit, kd_split
 from dihkit.viz._matplotlib import _closed, _pyplot
+from dihkit.viz.frames import frame_slider_figure, nearest_on_log_grid
 from dihkit.viz.output import figure_png
 
 PARTS = ("TCKD", "(1 - p_t) NCKD", "KD = sum", "NCKD", "DKD = a TCKD + b NCKD")
@@ -57,47 +58,33 @@ def kd_split_figure(
     """The plotly twin of :func:`kd_split_explorer` for one sample and fixed weights: the bars
     of :func:`plot_kd_split` with a slider over ``taus`` (one precomputed frame each), opening at
     the grid point nearest ``start_tau``."""
-    import math
-
     import plotly.graph_objects as go
 
     splits = [kd_split(student_logits, teacher_logits, label, t, alpha, beta) for t in taus]
 
-    def bars(split: KDSplit):
+    def bars(split: KDSplit) -> list[Any]:
         values = _values(split)
-        return go.Bar(
-            x=list(PARTS), y=values, marker_color=list(COLOURS),
-            text=[f"{v:.3f}" for v in values], textposition="outside",
-        )  # fmt: skip
+        return [
+            go.Bar(
+                x=list(PARTS), y=values, marker_color=list(COLOURS),
+                text=[f"{v:.3f}" for v in values], textposition="outside",
+            )
+        ]  # fmt: skip
 
     def heading(split: KDSplit) -> str:
         text = f"tau = {split.tau:g}, teacher 1 - p_t = {split.nontarget:.3f}"
         return f"{title}: {text}" if title else text
 
-    names = [f"tau={float(t):g}" for t in taus]
-    frames = [
-        go.Frame(data=[bars(s)], name=n, layout=go.Layout(title_text=heading(s)))
-        for s, n in zip(splits, names, strict=True)
-    ]
-    steps = [
-        {
-            "label": f"{float(t):g}",
-            "method": "animate",
-            "args": [[names[i]], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
-        }
-        for i, t in enumerate(taus)
-    ]
-    start = min(range(len(taus)), key=lambda i: abs(math.log(float(taus[i]) / start_tau)))
     top = max(max(_values(s)) for s in splits)
-    fig = go.Figure(data=[bars(splits[start])], frames=frames)
-    fig.update_layout(
-        title_text=heading(splits[start]),
+    return frame_slider_figure(
+        [bars(s) for s in splits],
+        [heading(s) for s in splits],
+        [f"{float(t):g}" for t in taus],
+        names=[f"tau={float(t):g}" for t in taus],
+        start=nearest_on_log_grid(taus, start_tau),
+        prefix="tau = ",
         yaxis={"range": [0, 1.15 * top], "title": f"loss (tau^2; alpha {alpha:g}, beta {beta:g})"},
-        sliders=[{"active": start, "currentvalue": {"prefix": "tau = "}, "steps": steps}],
-        height=420,
-        margin={"t": 60, "b": 40},
     )
-    return fig
 
 
 def kd_split_explorer(

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dihkit.viz._matplotlib import _closed, _pyplot
+from dihkit.viz.frames import frame_slider_figure
 
 Curve = Mapping[
     str, Sequence[float]
@@ -151,29 +152,15 @@ def weight_histogram_figure(
     def heading(e: int) -> str:
         return f"{title}: epoch {epochs[e]}" if title else f"epoch {epochs[e]}"
 
-    names = [f"epoch {e}" for e in epochs]
-    frames = [
-        go.Frame(data=bars(i), name=names[i], layout=go.Layout(title_text=heading(i)))
-        for i in range(len(epochs))
-    ]
-    steps = [
-        {
-            "label": str(e),
-            "method": "animate",
-            "args": [[names[i]], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
-        }
-        for i, e in enumerate(epochs)
-    ]
     top = max((max(row) for frame in fractions for row in frame), default=1.0)
-    last = len(epochs) - 1
-    fig = go.Figure(data=bars(last), frames=frames)
-    fig.update_layout(
-        title_text=heading(last),
+    return frame_slider_figure(
+        [bars(i) for i in range(len(epochs))],
+        [heading(i) for i in range(len(epochs))],
+        [str(e) for e in epochs],
+        names=[f"epoch {e}" for e in epochs],
+        start=len(epochs) - 1,
+        prefix="epoch ",
         barmode="overlay",
         xaxis={"range": [edges[0], edges[-1]], "title": "per-sample weight"},
         yaxis={"range": [0, 1.05 * top], "title": "share of samples"},
-        sliders=[{"active": last, "currentvalue": {"prefix": "epoch "}, "steps": steps}],
-        height=420,
-        margin={"t": 60, "b": 40},
     )
-    return fig
