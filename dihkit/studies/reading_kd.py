@@ -7,22 +7,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from dihkit.runs.results import run_label
+from dihkit.studies.paired import Comparison, compare_groups
 from dihkit.studies.seeds import (
-    CONSISTENT,
-    MIXED,
     NO_PAIRS,
     ONE_SEED,
-    SPREAD,
     VERDICTS,
     mean_std,
-    noise_verdict,
-    paired_differences,
     paired_verdict_class,
-    summarise_runs,
 )
 from dihkit.teachers.bundled import read_manifest
 from dihkit.teachers.loading import load_teacher
@@ -44,45 +38,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """One paired comparison of two groups of runs (accuracies as fractions)."""
-
-    label: str
-    baseline: str
-    diffs: dict[int, float]  # seed -> label minus baseline
-    mean: float
-    std: float
-    verdict: str  # one of VERDICTS
-    sentence: str  # noise_verdict's sentence
-
-    @property
-    def consistent(self) -> bool:
-        return self.verdict == CONSISTENT
-
-    def phrase(self) -> str:
-        """``+0.40 points (per seed +0.30, +0.50): <verdict>`` in percentage points."""
-        if not self.diffs:
-            return "no shared seed, so no paired comparison is possible"
-        per_seed = ", ".join(f"{100 * d:+.2f}" for d in self.diffs.values())
-        head = f"{100 * self.mean:+.2f} points (per seed {per_seed})"
-        n = len(self.diffs)
-        if self.verdict == ONE_SEED:
-            return f"{head}: one seed only, so no verdict on seed noise"
-        if self.verdict == MIXED:
-            return f"{head}: the seeds disagree on the sign, so this is **inside seed noise**"
-        if self.verdict == SPREAD:
-            return (
-                f"{head}: the spread of the paired differences (std {100 * self.std:.2f}) is as "
-                "large as their mean, so this is **inside seed noise**"
-            )
-        side = "higher" if self.mean > 0 else "lower"
-        return (
-            f"{head}: {side} on all {n} paired seeds and by more than the spread "
-            f"(std {100 * self.std:.2f}), a **consistent** difference (on {n} seeds only)"
-        )
-
-
 def group_label(
     records: Iterable[Mapping[str, Any]], method: str, teacher: str | None = None
 ) -> str | None:
@@ -91,27 +46,6 @@ def group_label(
         if run["method"] == method and (teacher is None or run.get("teacher") == teacher):
             return run_label(run)
     return None
-
-
-def compare_groups(records: Iterable[Mapping[str, Any]], label: str, baseline: str) -> Comparison:
-    """The paired comparison of group ``label`` with group ``baseline`` (validation-selected
-    test accuracy), with its verdict class and :func:`noise_verdict`'s sentence."""
-    runs = list(records)
-    summaries = {s.label: s for s in summarise_runs(runs, baseline=baseline)}
-    for name in (label, baseline):
-        if name not in summaries:
-            raise ValueError(f"no runs labelled {name!r}; labels: {', '.join(summaries)}")
-    diffs = paired_differences(runs, label, baseline)
-    mean, std = mean_std(diffs.values())
-    return Comparison(
-        label=label,
-        baseline=baseline,
-        diffs=diffs,
-        mean=mean,
-        std=std,
-        verdict=paired_verdict_class(diffs.values()),
-        sentence=noise_verdict(summaries[label], summaries[baseline]),
-    )
 
 
 def regime_phrase(settings: Any) -> str:

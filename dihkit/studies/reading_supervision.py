@@ -21,7 +21,8 @@ from dihkit.nn.exits import exit_input_shapes
 from dihkit.nn.heads import make_head
 from dihkit.nn.taps import default_positions
 from dihkit.runs.results import RunSpec, run_label
-from dihkit.studies.seeds import mean_std, noise_verdict, paired_verdict_class, summarise_runs
+from dihkit.studies.paired import compare_groups
+from dihkit.studies.seeds import mean_std
 from dihkit.studies.student_heads import PAPER_HEAD_WIDTH, ablation_markdown
 
 EQUAL_BAND = 0.1  # a sample's weights count as "near equal" within 1/(L-1) +/- this
@@ -136,22 +137,7 @@ def paired_comparison(runs: Sequence[Mapping[str, Any]], name: str, baseline: st
     (``"no shared seed"``, ``"one seed"``, ``"mixed signs"``, ``"within spread"`` or
     ``"consistent"``, the rule of :func:`dihkit.studies.seeds.noise_verdict`) and its sentence."""
     runs = list(runs)
-    label, base = _label(runs, name), _label(runs, baseline)
-    summaries = {s.label: s for s in summarise_runs(runs, baseline=base)}
-    summary, reference = summaries[label], summaries[base]
-    diffs = list(summary.paired.values())
-    mean, std = mean_std(diffs)
-    status = paired_verdict_class(diffs)
-    return {
-        "label": label,
-        "baseline": base,
-        "paired": dict(summary.paired),
-        "mean": mean,
-        "std": std,
-        "n": len(diffs),
-        "status": status,
-        "verdict": noise_verdict(summary, reference),
-    }
+    return compare_groups(runs, _label(runs, name), _label(runs, baseline)).record()
 
 
 def comparisons(runs: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[str, str]]) -> list:
