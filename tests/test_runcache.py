@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
+import torch
 
 import dihkit.runs.pipeline as pipeline
-from dihkit.data.datasets import per_class_subset
+from dihkit.data.datasets import load_dataset, per_class_subset
 from dihkit.errors import ConfigError
 from dihkit.runs.cache import cached_run
 from dihkit.runs.pipeline import distill_identity
 from dihkit.runs.profiles import PROFILES, resolve
+from dihkit.runs.results import run_record
 from dihkit.studies.capacity import CAPACITY_LADDERS
 from dihkit.training.checkpoint import load_checkpoint
 from dihkit.training.config import TrainConfig
@@ -121,6 +124,46 @@ def test_a_damaged_run_file_means_the_run_is_resumed_not_a_traceback(
         json.loads((folder / name).read_text())
     assert cached_run("takd", **settings).test_acc_best == first.test_acc_best
     assert len(calls) == 2  # whole again: read back
+
+
+def test_takd_with_an_assistant_seed_trains_one_assistant_that_every_student_seed_shares(
+    tmp_path,
+):
+    config = TrainConfig(epochs=2, batch_size=64, device="cpu")
+    options = {"assistant": "resnet8", "assistant_seed": 0}
+    settings = dict(teacher="resnet14", student="resnet8", train_per_class=5, options=options)
+    first = cached_run("takd", config=config, root=tmp_path / "cache", **settings)
+    (stage,) = (tmp_path / "cache" / "stages").iterdir()
+    trained = (stage / "last.pt").stat().st_mtime_ns
+    second = cached_run(
+        "takd", config=dataclasses.replace(config, seed=1), root=tmp_path / "cache", **settings
+    )
+    assert [p.name for p in (tmp_path / "cache" / "stages").iterdir()] == [stage.name]
+    assert (stage / "last.pt").stat().st_mtime_ns == trained  # the second run trained nothing
+    stage_seconds = sum(row["seconds"] for row in json.loads((stage / "history.json").read_text()))
+    one, two = run_record(first), run_record(second)
+    assert one["stage_seconds"] == {"assistant": pytest.approx(stage_seconds)}
+    assert two["stage_seconds"] == {"assistant": 0.0}
+    assert one["seconds"] == pytest.approx(first.seconds + stage_seconds)
+    assert two["seconds"] == pytest.approx(second.seconds)
+    assert one["shared_stages"] == two["shared_stages"] == {"assistant": str(stage)}
+    assert not (Path(first.run_dir) / "assistant").exists()
+    # the same assistant as TAKD trains without a run cache (into the run folder, seed 0)
+    data = load_dataset("fmnist-mini", train_per_class=5)
+    pipeline.distill(
+        "takd", "resnet14", "resnet8", data, dataclasses.replace(config, seed=1), options,
+        out_dir=tmp_path / "plain", progress=False,
+    )  # fmt: skip
+    shared = load_checkpoint(stage / "best.pt")["model"]["state_dict"]
+    plain = load_checkpoint(tmp_path / "plain" / "assistant" / "best.pt")["model"]["state_dict"]
+    assert shared.keys() == plain.keys()
+    assert all(torch.equal(shared[k], plain[k]) for k in shared)
+    # another assistant seed is another assistant
+    cached_run(
+        "takd", config=config, root=tmp_path / "cache",
+        **{**settings, "options": {**options, "assistant_seed": 1}},
+    )  # fmt: skip
+    assert len(list((tmp_path / "cache" / "stages").iterdir())) == 2
 
 
 def test_a_run_with_a_damaged_checkpoint_starts_again_from_scratch(tmp_path, monkeypatch):

@@ -19,12 +19,16 @@ from torch import Tensor, nn
 
 from dihkit.data.datasets import Dataset
 from dihkit.errors import ConfigError
+from dihkit.files import UnreadableFileError, read_json, write_json_atomic
 from dihkit.methods.options import MethodOptions
 from dihkit.nn.heads import Cohort, freeze
 from dihkit.training.checkpoint import load_model_state, model_entry
 from dihkit.training.config import TrainConfig
 from dihkit.training.history import FitResult
-from dihkit.training.loop import fit
+from dihkit.training.identity import identity_digest, run_identity
+from dihkit.training.loop import HISTORY_FILE, fit
+
+SHARED_STAGE_SUFFIX = ".shared.json"  # a run folder's record of a stage it shares
 
 REQUIREMENTS = ("teacher", "cohort")
 
@@ -62,7 +66,8 @@ class BuildContext:
     method ``requires`` one), the data, the training configuration and where the run lives.
 
     ``run_stage`` trains an earlier stage of a multi-stage method (FitNets' hint stage, TAKD's
-    assistant) into ``out_dir/NAME`` with its own schedule, resumable like the main run.
+    assistant) into ``out_dir/NAME`` with its own schedule, resumable like the main run; a
+    ``shared`` stage lives in ``stage_root`` instead, where runs with the same stage share it.
     """
 
     student: nn.Module
@@ -73,6 +78,7 @@ class BuildContext:
     resume: bool = False
     progress: bool = True
     cache_root: Path | None = None  # where target caches live (None: the default root)
+    stage_root: Path | None = None  # where shared stages live (None: in the run folder)
     stage_meta: dict[str, Any] = field(default_factory=dict)  # part of every stage's identity
     # Called instead of training an earlier stage (``dihkit reproduce --estimate`` measures it).
     stage_hook: Callable[[str, Distiller, TrainConfig], None] | None = None
@@ -94,21 +100,51 @@ class BuildContext:
         distiller: Distiller,
         config: TrainConfig,
         meta: dict[str, Any] | None = None,
+        *,
+        shared: bool = False,
     ) -> FitResult | None:
-        """Train stage ``name`` into ``out_dir/NAME`` (None: the hook was called instead)."""
+        """Train stage ``name`` into ``out_dir/NAME`` (None: the hook was called instead).
+
+        A ``shared`` stage, one whose settings do not depend on the run (TAKD's assistant at a
+        fixed seed), goes to ``stage_root/NAME-DIGEST`` when there is a ``stage_root``, the
+        digest being the stage's own identity: the first run trains it, every later run with
+        the same stage identity resumes the finished folder and trains nothing. The run folder
+        then records in ``NAME.shared.json`` where the stage lives and how many seconds of its
+        training this run spent (the first run its whole time, the others 0)."""
         if self.stage_hook is not None:
             self.stage_hook(name, distiller, config)
             return None
-        return fit(
+        meta = {**self.stage_meta, **(meta or {})}
+        folder = self.out_dir / name if self.out_dir is not None else None
+        if shared and self.stage_root is not None:
+            student = getattr(distiller.student, "arch", "?")
+            identity = run_identity(distiller.method, student, self.data, config, meta)
+            folder = self.stage_root / f"{name}-{identity_digest(identity)}"
+        already = _trained_seconds(folder) if folder is not None else 0.0
+        result = fit(
             distiller,
             self.data,
             config,
-            out_dir=self.out_dir / name if self.out_dir is not None else None,
-            resume=self.resume,
+            out_dir=folder,
+            resume=self.resume or (shared and self.stage_root is not None),
             progress=self.progress,
-            meta={**self.stage_meta, **(meta or {})},
+            meta=meta,
             cache_root=self.cache_root,
         )
+        if shared and self.stage_root is not None and self.out_dir is not None:
+            spent = sum(record.seconds for record in result.history) - already
+            record = {"stage": name, "folder": str(folder), "seconds": spent}
+            write_json_atomic(self.out_dir / f"{name}{SHARED_STAGE_SUFFIX}", record)
+        return result
+
+
+def _trained_seconds(folder: Path) -> float:
+    """The training seconds a stage folder's history already holds (0 for none)."""
+    try:
+        rows = read_json(folder / HISTORY_FILE)
+    except UnreadableFileError:
+        return 0.0
+    return float(sum(row.get("seconds", 0.0) for row in rows)) if isinstance(rows, list) else 0.0
 
 
 class Distiller(nn.Module):

@@ -32,9 +32,9 @@ from dihkit.training import run_folder
 from dihkit.training.checkpoint import load_checkpoint
 from dihkit.training.config import TrainConfig
 from dihkit.training.identity import identity_digest
+from dihkit.training.loop import HISTORY_FILE, SUMMARY_FILE
 
 IDENTITY_FILE = "identity.json"
-SUMMARY_FILE, HISTORY_FILE = "summary.json", "history.json"
 CHECKPOINTS = ("last.pt", "best.pt", "*/last.pt", "*/best.pt")  # the run's and its stages'
 SUMMARY_KEYS = ("test_acc_best", "test_acc_last", "best_val_acc", "best_epoch")
 
@@ -155,6 +155,7 @@ def cached_run(
                 resume=True,
                 progress=progress,
                 cache_root=Path(root) / "targets",
+                stage_root=Path(root) / "stages",
             )
         found = read_json(run_dir / SUMMARY_FILE), read_json(run_dir / HISTORY_FILE)
     summary, history = found

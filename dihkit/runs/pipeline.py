@@ -142,12 +142,13 @@ def build_distiller(
     resume: bool = False,
     progress: bool = True,
     cache_root: str | Path | None = None,
+    stage_root: str | Path | None = None,
     stage_hook: Callable[[str, Distiller, TrainConfig], None] | None = None,
 ) -> tuple[Distiller, MethodOptions]:
     """The distiller ``method`` builds for this run (a fresh student seeded by ``config.seed``,
     the loaded teacher when the method ``requires`` one), with its resolved options. Multi-stage
-    methods (FitNets, TAKD) train their earlier stage into ``out_dir/STAGE`` here (with
-    ``stage_hook``, the hook is called instead)."""
+    methods (FitNets, TAKD) train their earlier stage into ``out_dir/STAGE`` here, or a shared
+    stage into ``stage_root`` (with ``stage_hook``, the hook is called instead)."""
     method_class = get_method(method)
     resolved = resolve_options(method, options)
     teacher: Teacher | None = None
@@ -168,6 +169,7 @@ def build_distiller(
         resume=resume,
         progress=progress,
         cache_root=Path(cache_root) if cache_root is not None else None,
+        stage_root=Path(stage_root) if stage_root is not None else None,
         stage_meta={"teacher_sha256": teacher_sha256(teacher_source if teacher else None)},
         stage_hook=stage_hook,
         load_teacher=lambda source: _checked_teacher(source, data),
@@ -225,6 +227,7 @@ def distill(
     overwrite: bool = False,
     progress: bool = True,
     cache_root: str | Path | None = None,
+    stage_root: str | Path | None = None,
 ) -> tuple[Distiller, FitResult]:
     """Train ``student_arch`` on ``data`` with ``method`` (any name in
     :func:`dihkit.methods.method_names`) from a teacher checkpoint or bundled name.
@@ -238,7 +241,8 @@ def distill(
     run there.
     With ``config.cached_targets`` the frozen teacher's outputs come from a target cache
     (:mod:`dihkit.training.target_cache`) in ``cache_root`` (default: ``$DIHKIT_TARGET_CACHE`` or
-    ``runs/cache/targets``).
+    ``runs/cache/targets``). A stage a method shares between runs (TAKD's assistant with a
+    fixed ``assistant_seed``) lives in ``stage_root`` (None: in ``out_dir`` like any stage).
     """
     check_batch_fits(config, data)  # before an earlier stage trains, or the folder is claimed
     with run_folder.claim(out_dir, resume=resume, overwrite=overwrite):
@@ -253,6 +257,7 @@ def distill(
             resume=resume,
             progress=progress,
             cache_root=cache_root,
+            stage_root=stage_root,
         )
         result = fit(
             distiller,

@@ -19,6 +19,8 @@ Every notebook writes ``{out_dir}/{notebook stem}/results.json`` with :func:`wri
           "dataset": "fmnist-mini", "train_per_class": 100, "epochs": 15,
           "stage_seconds": {"assistant": 30.1}  # only for runs with stages (takd); "seconds"
                                                # then counts every stage
+          "shared_stages": {"assistant": "..."}  # only for a stage shared between runs: its
+                                               # folder; stage_seconds counts what this run spent
         }
       ],
       "extra": {...}                           # notebook-specific numbers (e.g. "kd_identity")
@@ -39,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from dihkit.files import UnreadableFileError, read_json, write_json_atomic
+from dihkit.methods.base import SHARED_STAGE_SUFFIX
 from dihkit.runs.cache import cached_run
+from dihkit.training.loop import HISTORY_FILE
 
 RESULTS_FILE = "results.json"
 SCHEMA_VERSION = 1
@@ -61,15 +65,24 @@ def run_record(summary: Any, *, label: str | None = None, settings: Any = None) 
     """A :class:`dihkit.runs.cache.RunSummary` as a results-file entry (see the module docstring).
 
     ``seconds`` becomes the training time of every stage of the run: a run folder's stage
-    sub-folders (TAKD's ``assistant``) add theirs, listed in ``stage_seconds``.
+    sub-folders (TAKD's ``assistant``) add theirs, listed in ``stage_seconds``; a stage shared
+    with other runs (``NAME.shared.json``) adds what this run spent on it, 0 where an earlier
+    run trained it, and its folder is listed in ``shared_stages``.
     """
     record = summary.as_dict(with_history=True) if hasattr(summary, "as_dict") else dict(summary)
     record["label"] = label
-    stages = {}
+    stages, shared = {}, {}
     if record.get("run_dir"):
-        for history in sorted(Path(record["run_dir"]).glob("*/history.json")):
+        run_dir = Path(record["run_dir"])
+        for history in sorted(run_dir.glob(f"*/{HISTORY_FILE}")):
             rows = read_json(history)
             stages[history.parent.name] = sum(row["seconds"] for row in rows)
+        for marker in sorted(run_dir.glob(f"*{SHARED_STAGE_SUFFIX}")):
+            entry = read_json(marker)
+            stages[entry["stage"]] = float(entry["seconds"])
+            shared[entry["stage"]] = entry["folder"]
+    if shared:
+        record["shared_stages"] = shared
     if stages:
         record["stage_seconds"] = stages
         record["seconds"] = record["seconds"] + sum(stages.values())
