@@ -28,7 +28,7 @@ def comparison_reading(summaries: Sequence[GroupSummary], baseline: GroupSummary
     seeds = sorted({n for s in others for n in [len(s.paired)]})
     lines = [
         f"**How to read this.** Against {baseline.label}, paired by seed "
-        f"({', '.join(map(str, seeds))} paired seeds per row):",
+        f"({' or '.join(map(str, seeds))} paired seeds per row):",
         f"- consistently ahead: {_names(groups.get('ahead', []))};",
         f"- consistently behind: {_names(groups.get('behind', []))};",
         f"- inside seed noise: {_names(groups.get('inside noise', []))}"
@@ -41,6 +41,7 @@ def comparison_reading(summaries: Sequence[GroupSummary], baseline: GroupSummary
         f"{slowest.seconds:.1f} s ({slowest.label}), {slowest.seconds / fastest.seconds:.1f} "
         f"times as long; {baseline.label} takes {baseline.seconds:.1f} s. Runs that train from "
         "cached teacher targets pay no teacher forward pass, runs without a teacher (the "
-        "student alone, DSN, BYOT) none at all, and TAKD's time counts both of its legs."
+        "student alone, DSN, BYOT) none at all, and TAKD's time counts both of its legs (an "
+        "assistant shared by the seeds in the run that trained it)."
     )
     return "\n".join(lines)

@@ -157,8 +157,11 @@ def comparison_sentence(c: Mapping[str, Any]) -> str:
     if c["status"] == "one seed":
         return head + " on one paired seed: nothing can be said about seed noise."
     if c["status"] == "mixed signs":
-        above = sum(d > 0 for d in diffs)
-        return head + f", but only {above} of {n} seeds are above {base}: inside seed noise."
+        above, below = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+        return head + (
+            f", but the seeds disagree on the sign ({above} of {n} above {base}, {below} below): "
+            "inside seed noise."
+        )
     spread = f"std {100 * c['std']:.2f}"
     if c["status"] == "within spread":
         return head + (
