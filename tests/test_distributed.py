@@ -21,6 +21,7 @@ from dihkit.training.checkpoint import load_checkpoint
 from dihkit.training.config import TrainConfig
 from dihkit.training.distributed import scale_for_world, split_batch
 from dihkit.training.loop import _make_optimizer, _make_scheduler
+from dihkit.training.runtime import uses_channels_last
 from dihkit.training.target_cache import CachedTargetLoader, TargetCache
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,6 +134,9 @@ def _emulated_two_ranks(epochs: int, seed: int) -> dict[str, torch.Tensor]:
     data = load_dataset("fmnist-mini", train_per_class=50)
     config = TrainConfig(epochs=epochs, batch_size=64, seed=seed, device="cpu")
     distiller, _ = build_distiller("kd", "resnet14", "resnet8", data, config, progress=False)
+    channels_last = uses_channels_last(torch.device("cpu"))  # the layout the ranks train in
+    if channels_last:
+        distiller.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(distiller, config)
     scheduler = _make_scheduler(optimizer, config)
     loaders = [
@@ -146,6 +150,7 @@ def _emulated_two_ranks(epochs: int, seed: int) -> dict[str, torch.Tensor]:
             seed=seed,
             rank=rank,
             world_size=2,
+            channels_last=channels_last,
         )  # fmt: skip
         for rank in (0, 1)
     ]

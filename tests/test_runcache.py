@@ -12,11 +12,15 @@ import torch
 import dihkit.runs.pipeline as pipeline
 from dihkit.data.datasets import load_dataset, per_class_subset
 from dihkit.errors import ConfigError
+from dihkit.methods.base import BuildContext
+from dihkit.methods.kd import KnowledgeDistillation
+from dihkit.models import build_model
 from dihkit.runs.cache import cached_run
 from dihkit.runs.pipeline import distill_identity
 from dihkit.runs.profiles import PROFILES, resolve
 from dihkit.runs.results import run_record
 from dihkit.studies.capacity import CAPACITY_LADDERS
+from dihkit.teachers.loading import load_teacher
 from dihkit.training.checkpoint import load_checkpoint
 from dihkit.training.config import TrainConfig
 from dihkit.training.identity import identity_digest
@@ -164,6 +168,31 @@ def test_takd_with_an_assistant_seed_trains_one_assistant_that_every_student_see
         **{**settings, "options": {**options, "assistant_seed": 1}},
     )  # fmt: skip
     assert len(list((tmp_path / "cache" / "stages").iterdir())) == 2
+
+
+def test_a_resumed_run_keeps_the_seconds_it_spent_on_a_shared_stage(tmp_path):
+    data = load_dataset("fmnist-mini", train_per_class=5)
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    teacher = load_teacher("resnet14").model
+
+    def context(out: str) -> BuildContext:
+        student = build_model("resnet8", 10, 1)
+        return BuildContext(
+            student, None, data, config, out_dir=tmp_path / out, progress=False,
+            stage_root=tmp_path / "stages",
+        )  # fmt: skip
+
+    def stage(ctx: BuildContext) -> dict:
+        torch.manual_seed(0)
+        leg = KnowledgeDistillation(build_model("resnet8", 10, 1), teacher)
+        ctx.run_stage("assistant", leg, config, shared=True)
+        return json.loads((ctx.out_dir / "assistant.shared.json").read_text())
+
+    first = context("run")
+    trained = stage(first)
+    assert trained["seconds"] > 0 and Path(trained["folder"]).parent == tmp_path / "stages"
+    assert stage(first) == trained  # the same run built again (a resume): nothing lost
+    assert stage(context("other"))["seconds"] == 0.0  # another run reuses the stage
 
 
 def test_a_run_with_a_damaged_checkpoint_starts_again_from_scratch(tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ from dihkit.methods.options import MethodOptions
 from dihkit.nn.heads import Cohort, freeze
 from dihkit.training.checkpoint import load_model_state, model_entry
 from dihkit.training.config import TrainConfig
+from dihkit.training.distributed import is_main
 from dihkit.training.history import FitResult
 from dihkit.training.identity import identity_digest, run_identity
 from dihkit.training.loop import HISTORY_FILE, fit
@@ -131,11 +132,24 @@ class BuildContext:
             meta=meta,
             cache_root=self.cache_root,
         )
-        if shared and self.stage_root is not None and self.out_dir is not None:
+        if shared and self.stage_root is not None and self.out_dir is not None and is_main():
+            marker = self.out_dir / f"{name}{SHARED_STAGE_SUFFIX}"
             spent = sum(record.seconds for record in result.history) - already
+            spent += _recorded_seconds(marker, folder)  # a resumed run keeps what it spent
             record = {"stage": name, "folder": str(folder), "seconds": spent}
-            write_json_atomic(self.out_dir / f"{name}{SHARED_STAGE_SUFFIX}", record)
+            write_json_atomic(marker, record)
         return result
+
+
+def _recorded_seconds(marker: Path, folder: Path) -> float:
+    """The seconds an earlier attempt of this run recorded for the shared stage in ``folder``."""
+    try:
+        entry = read_json(marker)
+    except UnreadableFileError:
+        return 0.0
+    if not isinstance(entry, dict) or entry.get("folder") != str(folder):
+        return 0.0
+    return float(entry.get("seconds", 0.0))
 
 
 def _trained_seconds(folder: Path) -> float:
