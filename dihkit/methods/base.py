@@ -117,22 +117,24 @@ class BuildContext:
             return None
         meta = {**self.stage_meta, **(meta or {})}
         folder = self.out_dir / name if self.out_dir is not None else None
-        if shared and self.stage_root is not None:
+        in_stage_root = shared and self.stage_root is not None
+        already = 0.0
+        if in_stage_root:
             student = getattr(distiller.student, "arch", "?")
             identity = run_identity(distiller.method, student, self.data, config, meta)
             folder = self.stage_root / f"{name}-{identity_digest(identity)}"
-        already = _trained_seconds(folder) if folder is not None else 0.0
+            already = _trained_seconds(folder)
         result = fit(
             distiller,
             self.data,
             config,
             out_dir=folder,
-            resume=self.resume or (shared and self.stage_root is not None),
+            resume=self.resume or in_stage_root,
             progress=self.progress,
             meta=meta,
             cache_root=self.cache_root,
         )
-        if shared and self.stage_root is not None and self.out_dir is not None and is_main():
+        if in_stage_root and self.out_dir is not None and is_main():
             marker = self.out_dir / f"{name}{SHARED_STAGE_SUFFIX}"
             spent = sum(record.seconds for record in result.history) - already
             spent += _recorded_seconds(marker, folder)  # a resumed run keeps what it spent
