@@ -9,7 +9,7 @@ from dihkit.book.timings import timings_markdown
 from dihkit.book.tour import profiles_table, sequence_table
 from dihkit.data.datasets import dataset_spec, per_class_subset
 from dihkit.models import MODEL_NAMES
-from dihkit.losses import adaptive_weights, dih_loss, kd_loss
+from dihkit.losses import adaptive_weights, dih_loss, kd_loss, kd_loss_from_probs, kd_student_loss
 from dihkit.nn.heads import HEAD_TYPES, LinearHead, PooledHead, feature_shapes, mount_heads
 from dihkit.runs.pipeline import train_heads
 from dihkit.runs.profiles import (
@@ -24,6 +24,7 @@ from dihkit.methods import resolve_options
 from dihkit.studies.kd_parts import (
     attention_agreement,
     block_costs_markdown,
+    cd_candidates,
     kd_parts_example,
     stage_matched_teacher,
     kd_split,
@@ -43,6 +44,7 @@ from dihkit.viz.kd_parts import (
     plot_kd_split,
     plot_split_shares,
 )
+from dihkit.studies.curves import curve_gaps
 from dihkit.studies.recap import claim_results, methods_markdown, recap_markdown
 from dihkit.studies.capacity import (
     capacity_ladder,
@@ -212,6 +214,8 @@ __all__ = [
     "PooledHead",
     "call_answer",
     "kd_loss",
+    "kd_loss_from_probs",
+    "kd_student_loss",
     "loglog_slope",
     "model_parameters",
     "teacher_arch",
@@ -274,6 +278,8 @@ __all__ = [
     "teacher_ladder_markdown",
     "temperature_explorer",
     "attention_agreement",
+    "cd_candidates",
+    "curve_gaps",
     "block_costs_markdown",
     "build_model",
     "neighbourhood_costs",

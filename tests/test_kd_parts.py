@@ -9,9 +9,11 @@ import math
 import pytest
 import torch
 
+from dihkit.errors import ConfigError
 from dihkit.studies.kd_parts import (
     attention_agreement,
     block_costs_markdown,
+    cd_candidates,
     kd_parts_example,
     kd_split,
     split_shares,
@@ -61,8 +63,19 @@ def test_attention_agreement_is_the_mean_cosine_per_stage():
 def test_cd_teacher_has_the_students_stage_widths():
     ladder = ["resnet8-c10", "resnet20-c10", "wrn_16_2-c10", "vgg8-c10"]
     assert stage_matched_teacher(ladder, "resnet8", 10, (3, 32, 32)) == "resnet20-c10"
-    with pytest.raises(ValueError, match="pass cd_teacher"):
+    with pytest.raises(ConfigError, match="pass cd_teacher"):
         stage_matched_teacher(["vgg8-c10"], "resnet8", 10, (3, 32, 32))
+
+
+def test_cd_candidates_fall_back_to_the_profiles_teacher_without_a_ladder():
+    assert cd_candidates("classroom", "vgg8-c10") == [
+        "resnet8-c10",
+        "resnet20-c10",
+        "wrn_16_2-c10",
+        "vgg8-c10",
+    ]
+    # the paper profile has no bundled ladder: its teacher is the user's checkpoint
+    assert cd_candidates("paper", "runs/teachers/t/best.pt") == ["runs/teachers/t/best.pt"]
 
 
 def test_block_cost_table_states_each_blocks_share():

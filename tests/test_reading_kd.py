@@ -163,7 +163,8 @@ def test_capacity_reading_one_teacher_one_seed():
 
 def dih_runs():
     """Per seed (points): DIH - KD = +1, +1.5, +1 (consistent); DIH - CE = +3, +3, +3;
-    ensemble - DIH = -1, +0.5, -2 (mixed); ensemble - KD = 0, +2, -1; KD - CE = +2, +1.5, +2."""
+    ensemble - DIH = -1, +0.5, -2 (mixed); ensemble - KD = 0, +2, -1; ensemble - CE = +2, +3.5, +1
+    (consistent: mean 2.17, std 1.26); KD - CE = +2, +1.5, +2."""
     return (
         CE
         + runs("kd", [0.52, 0.525, 0.54], "t")
@@ -179,6 +180,7 @@ def test_dih_reading_pairs_and_paper_claims():
         ("dih", "ce"),
         ("dih-ensemble", "dih"),
         ("dih-ensemble", "kd"),
+        ("dih-ensemble", "ce"),
         ("kd", "ce"),
     ]
     text = dih_reading(dih_runs(), SETTINGS)
@@ -190,7 +192,9 @@ def test_dih_reading_pairs_and_paper_claims():
     assert "inside seed noise" in lines["DIH-ensemble vs DIH"]
     assert "inside seed noise" in lines["DIH-ensemble vs KD"]  # a zero difference: mixed
     assert "+1.83 points" in lines["KD vs CE"] and "**consistent**" in lines["KD vs CE"]
-    assert "Consistent here: DIH above KD, DIH above CE, KD above CE" in text
+    assert "+2.17 points (per seed +2.00, +3.50, +1.00)" in lines["DIH-ensemble vs CE"]
+    assert "**consistent**" in lines["DIH-ensemble vs CE"]
+    assert "Consistent here: DIH above KD, DIH above CE, DIH-ensemble above CE, KD above CE" in text
     assert "DIH above KD shows here, consistently" in text
     assert "the ensemble below DIH is not shown here beyond seed noise" in text
 

@@ -229,3 +229,13 @@ def test_run_grid_logs_the_table_label_not_none(monkeypatch):
         "ce (resnet8), seed 0",
         "x, seed 0",
     ]
+
+
+def test_a_share_rounds_to_100_or_0_percent_only_when_it_is_exact():
+    assert rs.share_text(1.0) == "100 %" and rs.share_text(0.0) == "0 %"
+    assert rs.share_text(0.998) == "99.8 %"  # 1 sample in 500 outside: not "100 %"
+    assert rs.share_text(0.002) == "0.2 %"
+    assert rs.share_text(0.5) == "50 %" and rs.share_text(0.987) == "99 %"
+    nearly = {5: {"kd_weights": weights([0.5] * 499 + [0.3])}}
+    text = rs.weights_markdown([rs.weight_spread(nearly, "kd_weights")], "c1")
+    assert "W_KD: 99.8 % of the samples" in text

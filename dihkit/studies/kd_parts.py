@@ -13,16 +13,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dihkit.errors import ConfigError
 from dihkit.losses.decoupled import split_kd
 from dihkit.models import build_model
 from dihkit.nn.heads import feature_shapes
 from dihkit.nn.taps import default_positions
-from dihkit.studies.capacity import teacher_arch
+from dihkit.studies.capacity import CAPACITY_LADDERS, teacher_arch
 from dihkit.training.checkpoint import load_model
 
 __all__ = [
     "KDSplit",
     "attention_agreement",
+    "cd_candidates",
     "block_costs_markdown",
     "kd_parts_example",
     "kd_split",
@@ -141,6 +143,12 @@ def _stage_channels(arch: str, classes: int, input_shape: Sequence[int]) -> list
     return [shape[0] for shape in feature_shapes(model, default_positions(model), input_shape)]
 
 
+def cd_candidates(profile: str, teacher: str) -> list[str]:
+    """The teachers CD may choose from, small to large: the profile's bundled ladder, or, for a
+    profile without one (``paper``: the teachers are your checkpoints), the profile's teacher."""
+    return list(CAPACITY_LADDERS.get(profile, (teacher,)))
+
+
 def stage_matched_teacher(
     ladder: Sequence[str], student: str, classes: int, input_shape: Sequence[int]
 ) -> str:
@@ -152,7 +160,7 @@ def stage_matched_teacher(
         n for n in ladder if _stage_channels(teacher_arch(n), classes, input_shape) == wanted
     ]
     if not matching:
-        raise ValueError(
+        raise ConfigError(
             f"no teacher of {', '.join(ladder)} has the stage channels {wanted} of {student}; "
             "pass cd_teacher explicitly"
         )

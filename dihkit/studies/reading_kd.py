@@ -264,6 +264,7 @@ _DIH_PAIRS = (
     ("dih", "ce"),
     ("dih-ensemble", "dih"),
     ("dih-ensemble", "kd"),
+    ("dih-ensemble", "ce"),
     ("kd", "ce"),
 )
 _ENSEMBLE, _WEAKER = ("dih-ensemble", "dih"), "the ensemble below DIH"
@@ -271,8 +272,9 @@ _NAMES = {"ce": "CE", "kd": "KD", "dih": "DIH", "dih-ensemble": "DIH-ensemble"}
 
 
 def dih_comparisons(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Comparison]:
-    """Notebook 04's paired comparisons: DIH vs KD, DIH vs CE, DIH-ensemble vs DIH and vs KD,
-    KD vs CE (each pair whose two methods both ran), keyed by ``(method, baseline method)``."""
+    """Notebook 04's paired comparisons: DIH vs KD, DIH vs CE, DIH-ensemble vs DIH, vs KD and
+    vs CE, KD vs CE (each pair whose two methods both ran), keyed by
+    ``(method, baseline method)``."""
     records = list(records)
     found = {}
     for method, base in _DIH_PAIRS:

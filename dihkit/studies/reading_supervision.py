@@ -320,6 +320,14 @@ def weight_spread(records: Mapping[int, Mapping[str, torch.Tensor]], name: str) 
     return result
 
 
+def share_text(share: float) -> str:
+    """A fraction as a percentage that never rounds to 0 or 100 % unless it is exactly that:
+    whole percents, one decimal near either end (``0.998`` -> ``"99.8 %"``)."""
+    if share in (0.0, 1.0) or 0.01 <= share <= 0.99:
+        return f"{100 * share:.0f} %"
+    return f"{100 * share:.1f} %"
+
+
 def weights_markdown(spreads: Sequence[Mapping[str, Any]], classifier: str) -> str:
     """Notebook 06's reading of :func:`weight_spread` (one per kind of weight): whether the
     adaptive weights stay near equal weighting and what that means."""
@@ -330,10 +338,10 @@ def weights_markdown(spreads: Sequence[Mapping[str, Any]], classifier: str) -> s
         last = s["epochs"][epochs[-1]]
         last_shares.append(last["share_near_equal"])
         first = s["epochs"][epochs[0]]["share_near_equal"]
-        before = f" ({100 * first:.0f} % at epoch {epochs[0]})" if len(epochs) > 1 else ""
+        before = f" ({share_text(first)} at epoch {epochs[0]})" if len(epochs) > 1 else ""
         kind = "W_KD" if s["name"] == "kd_weights" else "W_Fea"
         parts.append(
-            f"{kind}: {100 * last['share_near_equal']:.0f} % of the samples have every weight "
+            f"{kind}: {share_text(last['share_near_equal'])} of the samples have every weight "
             f"within {low:.2f}-{high:.2f} at epoch {epochs[-1]}{before}; {classifier}'s median "
             f"weight {last['median']:.3f}, 10-90 % {last['q10']:.3f}-{last['q90']:.3f}"
         )
