@@ -44,7 +44,8 @@ def neighbourhood_loss(
 ) -> Tensor:
     """The neighbourhood objective of Shao et al. 2020 as dihkit reads their abstract (the
     paper's body could not be read here): the squared L2 distance ``||T_i(x_i) - S_i(x_i)||^2``
-    between the teacher's block ``i`` and the student's block ``i``, both fed the teacher's own input ``x_i`` to that block.
+    between the teacher's block ``i`` and the student's block ``i``, both fed the teacher's own
+    input ``x_i`` to that block.
 
     ``adapter`` (``[C_teacher, C_student]``, e.g. ``channel_grouping(...).T``) maps a thinner
     student block's output into the teacher's channels first (None: the widths agree, as in the
