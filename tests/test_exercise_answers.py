@@ -45,6 +45,13 @@ def _outputs_text(cell) -> str:
     return "\n".join(parts)
 
 
+def test_every_lesson_notebook_has_exercises():
+    """01-06 and 08 each hold exercises (00 and 07 are the tour and the comparison)."""
+    lessons = {p.stem[:2] for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")} - {"00", "07"}
+    assert {p.stem[:2] for p in EXERCISE_NOTEBOOKS} == lessons
+    assert {"01", "02", "03", "04", "05", "06"} <= lessons
+
+
 @pytest.mark.parametrize("notebook", EXERCISE_NOTEBOOKS, ids=[n.stem for n in EXERCISE_NOTEBOOKS])
 def test_exercises_have_references_and_are_unanswered_when_committed(notebook):
     import nbformat
