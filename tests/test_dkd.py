@@ -203,6 +203,74 @@ def test_logit_standardisation_makes_the_distillation_term_shift_and_scale_invar
         assert base["ce"].item() == pytest.approx(0.5 * F.cross_entropy(student, labels).item())
 
 
+HEAD = [[2.0, -1.0, 0.5, 0.5], [-3.0, 1.0, 1.0, 2.0], [0.0, 0.3, -0.6, 4.0]]  # a third member
+
+
+def _zscore(row: list[float]) -> list[float]:
+    """A row's z-score written out: (v - mean) / population std (1/C)."""
+    mean = sum(row) / len(row)
+    std = math.sqrt(sum((v - mean) ** 2 for v in row) / len(row))
+    return [(v - mean) / std for v in row]
+
+
+def _hand_kd(s_row: list[float], t_row: list[float], tau: float) -> float:
+    """tau^2 KL(softmax(t / tau) || softmax(s / tau)) for one sample, written out."""
+    ps, pt = _softmax(s_row, tau), _softmax(t_row, tau)
+    return tau**2 * sum(q * math.log(q / p) for q, p in zip(pt, ps, strict=True))
+
+
+@pytest.mark.parametrize(("reduction", "tau", "alpha"), [("mean", 2.0, 0.5), ("sum", 3.0, 0.1)])
+def test_standardised_dih_is_the_cohort_mean_of_kd_on_z_scored_logits_by_hand(
+    reduction, tau, alpha
+):
+    images, labels = _batch()
+    members = [TEACHER, [row[::-1] for row in TEACHER], HEAD]  # [k+1, N, C]
+    cohort = torch.tensor(members)
+    dih = IntermediateHeads(
+        Fixed(torch.tensor(STUDENT)), Fixed(torch.tensor(TEACHER)), tau, alpha, reduction, True
+    )
+    terms = dih(images, labels, cohort)[1]
+    assert set(terms) == {"dih", "ce"}
+    # Eq. 4 on z-scores: each member's KD (batch mean over samples), averaged over the members
+    per_member = [
+        np.mean([_hand_kd(_zscore(s), _zscore(t), tau) for s, t in zip(STUDENT, m, strict=True)])
+        for m in members
+    ]
+    factor = len(members) if reduction == "sum" else 1  # the authors' sum: (k+1) x Eq. 5
+    expected = factor * alpha * np.mean(per_member)
+    assert terms["dih"].item() == pytest.approx(expected, rel=1e-5)
+    # the CE is on the raw student logits, written out: -log softmax(s)_y averaged
+    ce = np.mean([-math.log(_softmax(s, 1.0)[y]) for s, y in zip(STUDENT, LABELS, strict=True)])
+    assert terms["ce"].item() == pytest.approx(factor * (1 - alpha) * ce, rel=1e-5)
+    # and the switch matters: the raw logits give another value
+    raw = [np.mean([_hand_kd(s, t, tau) for s, t in zip(STUDENT, m, strict=True)]) for m in members]
+    assert abs(factor * alpha * np.mean(raw) - expected) > 1e-3 * expected
+
+
+@pytest.mark.parametrize(("tau", "alpha", "beta"), [(2.0, 1.0, 8.0), (4.0, 0.5, 3.0)])
+def test_standardised_dkd_is_tckd_and_nckd_of_z_scored_logits_by_hand(tau, alpha, beta):
+    images, labels = _batch()
+    dkd = DecoupledKD(
+        Fixed(torch.tensor(STUDENT)), Fixed(torch.tensor(TEACHER)), tau, alpha, beta, 4,
+        logit_standardise=True,
+    )  # fmt: skip
+    dkd.set_epoch(1)  # the second epoch of a 4-epoch warm-up: weight 2/4
+    terms = dkd(images, labels)[1]
+    assert set(terms) == {"ce", "tckd", "nckd"}
+    hand = [
+        _hand_parts(_zscore(s), _zscore(t), y, tau)
+        for s, t, y in zip(STUDENT, TEACHER, LABELS, strict=True)
+    ]
+    tckd = 0.5 * alpha * tau**2 * np.mean([h[0] for h in hand])
+    nckd = 0.5 * beta * tau**2 * np.mean([h[1] for h in hand])
+    assert terms["tckd"].item() == pytest.approx(tckd, rel=1e-5)
+    assert terms["nckd"].item() == pytest.approx(nckd, rel=1e-5)
+    ce = np.mean([-math.log(_softmax(s, 1.0)[y]) for s, y in zip(STUDENT, LABELS, strict=True)])
+    assert terms["ce"].item() == pytest.approx(ce, rel=1e-5)  # raw logits, weight 1
+    raw = [_hand_parts(s, t, y, tau) for s, t, y in zip(STUDENT, TEACHER, LABELS, strict=True)]
+    assert abs(0.5 * beta * tau**2 * np.mean([h[1] for h in raw]) - nckd) > 1e-3 * nckd
+
+
 def test_with_the_switch_off_kd_and_dih_give_exactly_the_old_loss_and_identity():
     images, labels = _batch()
     student, teacher = torch.tensor(STUDENT), torch.tensor(TEACHER)
@@ -287,3 +355,32 @@ def test_one_epoch_kd_run_with_the_logit_standardise_flag(tiny, tmp_path):
     history = json.loads((tmp_path / "history.json").read_text())
     assert set(history[0]["losses"]) == {"kd", "ce"}
     assert all(math.isfinite(v) for v in history[0]["losses"].values())
+
+
+def test_one_epoch_dih_run_with_the_logit_standardise_flag(tiny, tmp_path):
+    argv = ["distill", "--method", "dih", "--teacher", "resnet14", "--student", "resnet8"]
+    argv += ["--epochs", "1", "--logit-standardise", "--tau", "2", "--out", str(tmp_path)]
+    args = build_parser().parse_args(argv)
+    options = options_for([args.method], args)["dih"]
+    assert options == {"logit_standardise": True, "tau": 2.0}
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    distiller, result = distill(
+        "dih", "resnet14", "resnet8", tiny, config, options, out_dir=tmp_path, progress=False
+    )
+    assert distiller.logit_standardise and len(distiller.cohort.heads) > 0  # a real cohort
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["identity"]["options"] == {
+        "tau": 2.0,
+        "alpha": 0.1,
+        "dih_reduction": "mean",
+        "logit_standardise": True,
+    }
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1]
+    assert set(history[0]["losses"]) == {"dih", "ce"}
+    assert all(math.isfinite(v) for v in history[0]["losses"].values())
+    (record,) = result.history
+    values = [record.train_loss, record.train_acc, record.val_acc]
+    values += [result.test_acc_best, result.test_acc_last, summary["test_acc_best"]]
+    assert all(math.isfinite(v) for v in values)
+    assert all(0 <= v <= 1 for v in values[1:]) and (tmp_path / "best.pt").is_file()

@@ -1,5 +1,6 @@
 """Neighbourhood Distillation: the block loss by hand, the fixed adapters, blocks that train
-alone, an exact assembly, bad options, the cost report and a one-epoch run."""
+alone, an exact assembly, bad options, the cost report and one-epoch runs, with and without
+fine-tuning."""
 
 from __future__ import annotations
 
@@ -299,3 +300,66 @@ def test_each_block_stage_changed_only_its_block_and_the_student_is_their_compos
         h = pieces["layer3"].layer3(pieces["layer2"].layer2(h))
         by_hand = student.fc(h.mean(dim=(2, 3)))
         assert torch.allclose(student(x), by_hand, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def nd_finetune_run(tiny, tmp_path_factory):
+    small = dataclasses.replace(
+        tiny,
+        train=per_class_subset(tiny.train, 10),
+        val=per_class_subset(tiny.val, 5),
+        test=per_class_subset(tiny.test, 5),
+    )
+    out = tmp_path_factory.mktemp("nd-finetune")
+    config = TrainConfig(epochs=1, batch_size=64, lr=0.05, device="cpu")
+    distiller, result = distill(
+        "nd", "resnet14", "resnet8", small, config, {"finetune_epochs": 1},
+        out_dir=out, progress=False,
+    )  # fmt: skip
+    return distiller, result, out
+
+
+def _layout_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The entries of a resnet8 state dict that belong to the blocks (not the classifier)."""
+    blocks = set(sum(BLOCKS.values(), ()))
+    return {k: v for k, v in state.items() if k.split(".")[0] in blocks}
+
+
+def test_a_one_epoch_run_with_finetune_epochs_fine_tunes_the_assembled_student(
+    nd_finetune_run, nd_run
+):
+    distiller, result, out = nd_finetune_run
+    for name in BLOCKS:  # the block stages still ran first, one epoch each
+        history = json.loads((out / f"block-{name}" / "history.json").read_text())
+        assert [row["epoch"] for row in history] == [1]
+    # the fine-tuning is the main run's last finetune_epochs epochs: here its only epoch
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["identity"]["method"] == "nd"
+    assert summary["identity"]["options"]["finetune_epochs"] == 1
+    history = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1] and set(history[0]["losses"]) == {"kd", "ce"}
+    assert all(math.isfinite(v) for v in history[0]["losses"].values())
+    assert distiller.finetune_from == 0 and distiller.fine_tuning
+    assert all(p.requires_grad for p in distiller.student.parameters())
+    assert len(result.history) == 1
+
+    def moved(run) -> set[str]:
+        """The block entries of the run's final student that differ from the assembly."""
+        _, _, folder = run
+        assembled = torch.load(folder / "block-layer3" / "last.pt", weights_only=True)
+        assembled = _layout_state(assembled["model"]["state_dict"])
+        final = torch.load(folder / "last.pt", weights_only=True)["model"]["state_dict"]
+        final = _layout_state(final)
+        assert final.keys() == assembled.keys() and final
+        return {k for k in final if not torch.equal(final[k], assembled[k])}
+
+    changed = moved(nd_finetune_run)
+    # every block's weights and its BatchNorm statistics trained end to end
+    for names in BLOCKS.values():
+        assert any(k.split(".")[0] in names and k.endswith("conv1.weight") for k in changed)
+    assert any(k.endswith("running_mean") for k in changed)
+    # and with finetune_epochs 0 (the nd_run fixture) the assembled blocks stay exactly as built
+    assert moved(nd_run) == set()
+    current = _layout_state(distiller.student.state_dict())
+    final = torch.load(out / "last.pt", weights_only=True)["model"]["state_dict"]
+    assert all(torch.equal(current[k], final[k]) for k in current)

@@ -10,6 +10,7 @@ import pytest
 from dihkit.errors import ConfigError
 from dihkit.reproduce import RECIPE_PROFILES, experiment_names, load_experiment, plan_jobs
 from dihkit.reproduce.plan import resolve_profile
+from dihkit.reproduce.published import published_markdown
 from dihkit.studies import paper_numbers
 
 SHIPPED = (
@@ -278,6 +279,33 @@ def test_shipped_paper_numbers_match_the_kits_transcription_of_the_tables():
     (table3,) = _paper("dskd-table3").values()
     keys = {"neither": "both_off", "adaptive": "no_fea", "features": "equal", "full": "full"}
     assert table3 == {ours: paper_numbers.DSKD_TABLE3.accuracy[k] for ours, k in keys.items()}
+
+
+# DKD paper (Zhao et al., CVPR 2022), CIFAR-100 Tables 1 and 2, written out: (KD, DKD)
+DKD_CIFAR100 = {
+    ("resnet56", "resnet20"): (70.66, 71.97),
+    ("resnet110", "resnet32"): (73.08, 74.11),
+    ("resnet32x4", "resnet8x4"): (73.33, 76.32),
+    ("wrn_40_2", "wrn_16_2"): (74.92, 76.24),
+    ("wrn_40_2", "wrn_40_1"): (73.54, 74.81),
+    ("vgg13", "vgg8"): (72.98, 74.68),
+    ("resnet32x4", "shufflenetv2"): (74.45, 77.07),
+    ("vgg13", "mobilenetv2"): (67.37, 69.71),
+}
+
+
+def test_the_dkd_table_files_kd_and_dkd_numbers_are_the_papers():
+    shipped = _paper("dkd-table-cifar100")
+    assert list(shipped) == list(DKD_CIFAR100)  # the same rows, in the paper's order
+    for pair, (kd, dkd) in DKD_CIFAR100.items():
+        assert (shipped[pair]["kd"], shipped[pair]["dkd"]) == (kd, dkd), pair
+    # and the published table the notebooks show prints them
+    table = published_markdown("dkd-table-cifar100", ["kd", "dkd"]).splitlines()
+    rows = table[table.index("|---|---|---|") + 1 :]
+    expected = [
+        f"| {t} -> {s} | {kd:.2f} | {dkd:.2f} |" for (t, s), (kd, dkd) in DKD_CIFAR100.items()
+    ]
+    assert rows == expected
 
 
 def test_the_profiles_are_the_notebooks_with_the_papers_recipe_first():
