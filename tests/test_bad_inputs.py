@@ -1,6 +1,8 @@
 """Bad inputs, table-driven: every one ends in one clear line naming the bad value, never a
 traceback. The CLI exits with status 2 (in-process for most, real subprocesses for a
-representative part); the Python API raises the kit's own exception type."""
+representative part); the Python API and the notebooks' parameters raise the kit's own
+exception type; a bad experiment file is one line naming the file, its line and the value.
+:func:`test_the_tables_cover_at_least_200_bad_inputs` counts the cases by category."""
 
 from __future__ import annotations
 
@@ -140,6 +142,80 @@ CLI_CASES = [
     (["tour", "--param", "nosuch=3", "--only", "01"], "nosuch"),
     (["tour", "--profile", "fast"], "'fast'"),
 ]
+# More flags: every training flag's type and range, each method's own flags, and the other
+# commands' flags (one case each, not yet in CLI_CASES).
+D = ["distill", "--teacher", "resnet14", "--student", "resnet8", "--method"]
+SMOKE = ["reproduce", "dih-table4", "--profile", "smoke", "--out", "{out}"]
+FLAG_CASES = [
+    ([*TRAIN, "--epochs", "-3"], "got -3"),
+    ([*TRAIN, "--epochs", "2.5"], "'2.5'"),
+    ([*TRAIN, "--batch-size", "0"], "got 0"),
+    ([*TRAIN, "--batch-size", "-8"], "got -8"),
+    ([*TRAIN, "--lr", "abc"], "'abc'"),
+    ([*TRAIN, "--lr", "0"], "'0'"),
+    ([*TRAIN, "--weight-decay", "nan"], "'nan'"),
+    ([*TRAIN, "--val-fraction", "-0.1"], "'-0.1'"),
+    ([*TRAIN, "--val-fraction", "1"], "'1'"),
+    ([*TRAIN, "--train-per-class", "0"], "got 0"),
+    ([*TRAIN, "--train-per-class", "-5"], "got -5"),
+    ([*TRAIN, "--train-per-class", "ten"], "'ten'"),
+    ([*TRAIN, "--schedule", "linear"], "'linear'"),
+    ([*TRAIN, "--schedule", "multistep", "--milestones", "-1"], "got -1"),
+    ([*TRAIN, "--in-channels", "0"], "got 0"),
+    ([*TRAIN, "--device", "gpu0"], "'gpu0'"),
+    ([*TRAIN, "--per-rank-batch", "0"], "got 0"),
+    (["train", "--model", "RESNET8"], "'RESNET8'"),
+    ([*KD, "--tau", "abc"], "'abc'"),
+    ([*KD, "--alpha", "-0.5"], "alpha = -0.5"),
+    ([*KD, "--alpha", "inf"], "alpha = inf"),
+    ([*KD, "--cached-targets", "-1"], "got -1"),
+    ([*KD, "--student", "resnet9"], "'resnet9'"),
+    ([*D, "kd", "--kd-weighting", "sometimes"], "'sometimes'"),
+    ([*D, "dih", "--dih-reduction", "median"], "'median'"),
+    ([*D, "dih", "--tau", "nan"], "tau = nan"),
+    ([*D, "fitnets", "--hint-epochs", "-1"], "hint_epochs = -1"),
+    (["distill", "--method", "dml", "--student", "resnet8", "--peer", "resnet9"], "'resnet9'"),
+    ([*D, "takd", "--assistant", "resnet9"], "'resnet9'"),
+    ([*D, "mhkd", "--heads", "0"], "heads = '0'"),
+    ([*D, "mhkd", "--head-width", "0"], "head_width = 0"),
+    ([*D, "mhkd", "--beta", "nan"], "beta = nan"),
+    ([*D, "mhkd", "--teacher-heads", "nowhere"], "'nowhere'"),
+    ([*D, "dskd", "--companion-weight", "0.5"], "--companion-weight is not an option of dskd"),
+    ([*D, "dml", "--rounds", "2"], "--rounds is not an option of dml"),
+    ([*D, "dkd", "--beta", "-1"], "beta = -1.0"),
+    ([*D, "dkd", "--beta", "inf"], "beta = inf"),
+    ([*D, "dkd", "--warmup-epochs", "-2"], "warmup_epochs = -2"),
+    ([*D, "kd_decomposition", "--ls-epsilon", "1.5"], "ls_epsilon = 1.5"),
+    ([*D, "kd_decomposition", "--topk-fraction", "2"], "topk_fraction = 2.0"),
+    ([*D, "kd_decomposition", "--sim-temperature", "0"], "sim_temperature = 0.0"),
+    ([*D, "nd", "--tau", "-1"], "tau = -1.0"),
+    ([*D, "cd", "--cd-weight", "-1"], "cd_weight = -1.0"),
+    ([*D, "cd", "--cd-connector", "wire"], "'wire'"),
+    ([*D, "cd", "--cd-positions", "layer9"], "'layer9'"),
+    ([*D, "cd", "--edt-factor", "-1"], "edt_factor = -1.0"),
+    ([*D, "feed", "--mode", "sideways"], "'sideways'"),
+    ([*D, "dskd", "--weighting", "always"], "'always'"),
+    (["compare", "--methods", "nosuch", "--student", "resnet8"], "'nosuch'"),
+    (["compare", "--methods", "ce", "--student", "resnet8", "--seeds", "x"], "'x'"),
+    (["compare", "--methods", "ce", "--student", "resnet8", "--epochs", "0"], "got 0"),
+    (["benchmark", "--models", "resnet9"], "'resnet9'"),
+    (["benchmark", "--models", "resnet8", "--steps", "-1"], "got -1"),
+    (["benchmark", "--models", "resnet8", "--batch-size", "0"], "got 0"),
+    (["benchmark", "--models", "resnet8", "--device", "tpu"], "'tpu'"),
+    (["benchmark", "--models", "resnet8", "--workers", "-1"], "got -1"),
+    (["reproduce", "dih-table99", "--out", "{out}"], "'dih-table99'"),
+    (["reproduce", "dih-table4", "--profile", "fast", "--out", "{out}"], "'fast'"),
+    ([*SMOKE, "--seeds", "0"], "got 0"),
+    ([*SMOKE, "--seeds", "x"], "'x'"),
+    ([*SMOKE, "--pairs", "resnet9-resnet8"], "'resnet9-resnet8'"),
+    ([*SMOKE, "--cached-targets", "-1"], "got -1"),
+    (["tour", "--only", "99", "--out", "{out}"], "--only 99"),
+    (["tour", "--param", "seeds", "--out", "{out}"], "'seeds'"),
+    (["tour", "--param", "epochs=abc", "--only", "01", "--out", "{out}"], "'abc'"),
+    (["tour", "--param", "epochs=0", "--only", "01", "--out", "{out}"], "epochs = 0"),
+    (["eval", "nosuch.pt"], "'nosuch.pt'"),
+    (["nosuchcommand"], "'nosuchcommand'"),
+]
 NEEDS_OUT = ("train", "distill", "train-heads", "compare")
 
 
@@ -167,7 +243,9 @@ def assert_one_clear_line(err: str, needle: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "needle"), CLI_CASES, ids=lambda v: " ".join(v)[:60] if isinstance(v, list) else None
+    ("argv", "needle"),
+    CLI_CASES + FLAG_CASES,
+    ids=lambda v: " ".join(v)[:60] if isinstance(v, list) else None,
 )
 def test_cli_bad_input_is_one_line_and_exit_2(capsys, files, tmp_path, argv, needle):
     out = tmp_path / "run"
@@ -360,7 +438,119 @@ def test_method_option_out_of_range_is_a_config_error(method, name, value):
     assert "\n" not in message and f"{name} = {value!r}" in message and method in message
 
 
-def test_the_table_covers_at_least_50_bad_inputs():
-    assert len(CLI_CASES) + 2 + 1 + len(API_CASES) >= 50
-    assert len(OPTION_CASES) >= 20
+EXPERIMENT = """\
+title = "A tiny experiment"
+source = "a paper, Table 9"
+reported = "mean of 3 runs"
+baseline = "ce"
+
+[recipe]
+dataset = "cifar100"
+epochs = 200
+batch_size = 64
+lr = 0.1
+weight_decay = 0.0005
+schedule = "multistep"
+milestones = [60, 120, 180]
+seeds = 3
+
+[heads]
+kind = "linear"
+epochs = 4
+lr = 0.002
+
+[methods.ce]
+
+[methods.kd]
+tau = 4.0
+alpha = 0.9
+
+[[pairs]]
+teacher = "resnet14"
+student = "resnet8"
+paper = { ce = 59.77, kd = 60.15 }
+"""
+# (text to replace in EXPERIMENT, its replacement, text the one line must contain): each a bad
+# value in an experiment file, refused by `dihkit reproduce FILE` before anything trains.
+EXPERIMENT_CASES = [
+    ("epochs = 200", "epochs = 0", "got 0"),
+    ("epochs = 200", "epochs = 2.5", "got 2.5"),
+    ("epochs = 200", 'epochs = "200"', "got '200'"),
+    ("batch_size = 64", "batch_size = 0", "got 0"),
+    ("batch_size = 64", "batch_size = -64", "got -64"),
+    ("lr = 0.1", "lr = nan", "lr = nan"),
+    ("lr = 0.1", "lr = inf", "lr = inf"),
+    ("lr = 0.1", 'lr = "fast"', "lr = 'fast'"),
+    ("weight_decay = 0.0005", "weight_decay = -1.0", "weight_decay = -1.0"),
+    ('schedule = "multistep"', 'schedule = "linear"', "schedule = 'linear'"),
+    ("milestones = [60, 120, 180]", "milestones = [60, 300]", "(60, 300)"),
+    ("milestones = [60, 120, 180]", "milestones = [-5]", "(-5,)"),
+    ("seeds = 3", "seeds = 0", "seeds must be an integer >= 1, got 0"),
+    ("seeds = 3", "seeds = -2", "got -2"),
+    ("seeds = 3", "seeds = 3\ncached_targets = -1", "cached_targets must be an integer >= 0"),
+    ('dataset = "cifar100"', "dataset = 3", "unknown dataset 3"),
+    ('title = "A tiny experiment"', "title = 3", "title must be a string, got 3"),
+    ('source = "a paper, Table 9"', 'source = ["a paper"]', "got ['a paper']"),
+    ('baseline = "ce"', 'baseline = "nosuch"', "'nosuch'"),
+    ('reported = "mean of 3 runs"', 'reported = "x"\ncolour = "red"', "unknown key 'colour'"),
+    ("[heads]\nkind", "[heads]\nwidth = 0\nkind", "width must be an integer >= 1, got 0"),
+    ("epochs = 4", "epochs = 0", "got 0"),
+    ("lr = 0.002", "lr = -0.002", "lr = -0.002"),
+    ("alpha = 0.9", "alpha = 1.5", "alpha = 1.5"),
+    ("alpha = 0.9", "alpha = nan", "alpha = nan"),
+    ("tau = 4.0", "tau = 0.0", "tau = 0.0"),
+    ("tau = 4.0", 'tau = "hot"', "tau = 'hot'"),
+    ("[methods.ce]", "[methods.nosuch]", "unknown method 'nosuch'"),
+    ('teacher = "resnet14"', 'teacher = "resnet9"', "unknown teacher 'resnet9'"),
+    ('teacher = "resnet14"\n', "", "no teacher but columns kd need one"),
+    ('student = "resnet8"\n', "", "needs a student"),
+    ("kd = 60.15", 'kd = "high"', "paper.kd must be a percentage, got 'high'"),
+    ("kd = 60.15", "kd = -1.0", "paper.kd must be a percentage, got -1.0"),
+    ("kd = 60.15 }", "kd = 60.15 }\nrecipe = { lr = -1.0 }", "lr = -1.0"),
+    ("kd = 60.15 }", "kd = 60.15 }\nkd = { alpha = 2.0 }", "unknown key 'pairs.0.kd'"),
+    ("[[pairs]]", "[profiles.smoke]\nepochs = -1\n\n[[pairs]]", "got -1"),
+    ("[[pairs]]", "[profiles.smoke]\nlr = nan\n\n[[pairs]]", "lr = nan"),
+    ("[[pairs]]", "[profiles.smoke]\nwarmup = 3\n\n[[pairs]]", "'profiles.smoke.warmup'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "needle"), EXPERIMENT_CASES, ids=[c[1] for c in EXPERIMENT_CASES]
+)
+def test_a_bad_experiment_file_is_one_line_naming_the_file_and_exit_2(
+    capsys, tmp_path, replace, by, needle
+):
+    assert replace in EXPERIMENT
+    path = tmp_path / "experiment.toml"
+    path.write_text(EXPERIMENT.replace(replace, by, 1))
+    argv = ["reproduce", str(path), "--profile", "smoke", "--estimate", "--out", str(tmp_path)]
+    code, err = _exit_and_stderr(capsys, argv)
+    assert code == 2
+    assert_one_clear_line(err, needle)
+    assert err.startswith(f"dihkit: error: {path}:"), err
+
+
+def _notebook_parameter(case) -> bool:
+    """API cases that are the notebooks' parameters (profiles and method parameters)."""
+    return case[0].startswith(("profile ", "notebook "))
+
+
+def bad_input_counts() -> dict[str, int]:
+    """How many bad-input cases this file holds, by where the bad value comes in."""
+    return {
+        # the tables, the two real subprocesses and the non-empty --out folder
+        "CLI": len(CLI_CASES) + len(FLAG_CASES) + 2 + 1,
+        "Python API": sum(not _notebook_parameter(c) for c in API_CASES) + len(OPTION_CASES),
+        "notebook parameters": sum(_notebook_parameter(c) for c in API_CASES),
+        "experiment files": len(EXPERIMENT_CASES),
+    }
+
+
+def test_the_tables_cover_at_least_200_bad_inputs():
+    counts = bad_input_counts()
+    report = ", ".join(f"{name}: {count}" for name, count in counts.items())
+    print(f"bad-input cases: {report}; total {sum(counts.values())}")
+    assert sum(counts.values()) >= 200, report
+    assert counts["CLI"] >= 100 and counts["experiment files"] >= 30, report
+    assert counts["notebook parameters"] >= 15 and len(OPTION_CASES) >= 20, report
     assert all(issubclass(case[2], DihkitError) for case in API_CASES)

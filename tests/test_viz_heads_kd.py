@@ -51,6 +51,7 @@ from dihkit.studies.student_heads import (
     shallow_classifiers_markdown,
     term_curves,
 )
+from dihkit.training.checkpoint import save_checkpoint
 from dihkit.viz.student_heads import (
     plot_term_curves,
     plot_weight_histograms,
@@ -98,7 +99,7 @@ def weight_run(tmp_path):
     }
     for epoch, kd in epochs.items():
         payload = {"kd_weights": kd, "fea_weights": kd.flip(1)}
-        torch.save(payload, records / f"epoch-{epoch:03d}.pt")
+        save_checkpoint(records / f"epoch-{epoch:03d}.pt", payload)  # as the training loop
     return tmp_path, epochs
 
 

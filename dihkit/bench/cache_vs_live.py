@@ -10,12 +10,12 @@ interrupted study resumes. ``--train-per-class 0`` means the whole embedded trai
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dihkit.files import write_json_atomic, write_text_atomic
 from dihkit.runs.cache import cached_run
 from dihkit.training.config import TrainConfig
 
@@ -118,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = cached_vs_live_table(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "rows.json").write_text(json.dumps(rows, indent=1))
-    (out / "table.md").write_text(table + "\n")
+    write_json_atomic(out / "rows.json", rows)
+    write_text_atomic(out / "table.md", table + "\n")
     print(table)
     return 0
 

@@ -19,6 +19,7 @@ from dihkit.book.notebooks import copy_notebooks, results_folder
 from dihkit.cli.method_flags import options_for
 from dihkit.data.datasets import Dataset, load_dataset
 from dihkit.errors import ConfigError
+from dihkit.files import write_json_atomic, write_text_atomic
 from dihkit.methods import get_method
 from dihkit.resources import inside_package
 from dihkit.runs.compare import comparison_table, run_comparison
@@ -207,7 +208,7 @@ def cmd_train_heads(args: argparse.Namespace) -> int:
     print(_summary(result, f"{args.head} heads (mean over heads)"))
     accuracy = cohort_accuracy(cohort, data, device=args.device)
     _print_members(accuracy)
-    (Path(args.out) / "cohort.json").write_text(json.dumps(accuracy, indent=1))
+    write_json_atomic(Path(args.out) / "cohort.json", accuracy)
     return 0
 
 
@@ -263,7 +264,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     table = comparison_table(records)
     print(table)
     print(f"wall time {time.perf_counter() - start:.0f} s")
-    (Path(args.out) / "table.md").write_text(table + "\n")
+    write_text_atomic(Path(args.out) / "table.md", table + "\n")
     return 0
 
 

@@ -19,6 +19,8 @@ rows: the record keeps every pair run there, and the results cover them all.
 
 Each finished job leaves ``reproduce.json`` (its settings and result) in its folder; a later run
 with the same settings reads it back instead of training, one with other settings is refused.
+A job whose checkpoint is damaged (an unfinished job's ``last.pt``, or the ``best.pt`` of a
+teacher or heads job that later jobs read) is started again from scratch, and the log says so.
 Under ``torchrun`` every rank runs every job (the training loop shards the data), and only
 rank 0 writes these files.
 """
@@ -34,14 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from dihkit.data.datasets import Dataset, load_dataset, per_class_subset
-from dihkit.errors import ConfigError
+from dihkit.errors import CheckpointError, ConfigError
 from dihkit.files import UnreadableFileError, read_json, write_json_atomic
 from dihkit.reproduce.config import Experiment
 from dihkit.reproduce.environment import environment_record
 from dihkit.reproduce.plan import Job, Resolved, pair_key, plan_jobs
 from dihkit.reproduce.report import write_report
+from dihkit.runs.cache import CHECKPOINTS
 from dihkit.runs.pipeline import distill, train_heads, train_model
-from dihkit.training import distributed
+from dihkit.training import distributed, run_folder
+from dihkit.training.checkpoint import load_checkpoint
 from dihkit.training.history import FitResult
 from dihkit.training.identity import identity_differences, train_settings, without_neutral
 from dihkit.training.runtime import resolve_device
@@ -120,6 +124,18 @@ def finished_job(
             "use another --out folder for the new settings (no result is overwritten)"
         )
     return result
+
+
+def damaged_checkpoint(folder: Path, patterns: Sequence[str] = CHECKPOINTS) -> Path | None:
+    """The first checkpoint under ``folder`` matching ``patterns`` that does not load (damaged,
+    truncated, not a dihkit checkpoint); None when every one loads."""
+    for pattern in patterns:
+        for path in sorted(folder.glob(pattern)):
+            try:
+                load_checkpoint(path)
+            except CheckpointError:
+                return path
+    return None
 
 
 def folder_owner(out: Path) -> dict[str, Any] | None:
@@ -287,6 +303,8 @@ class Runner:
             folder = self.out / job.folder
             spec = job_spec(job, self.resolved, self.experiment)
             result = finished_job(folder, spec, self.log)
+            if self._restart_if_damaged(job, folder, finished=result is not None):
+                result = None
             if result is None:
                 self.log(f"reproduce: [{number}/{len(self.jobs)}] {job.label} -> {folder}")
                 start = time.perf_counter()
@@ -301,6 +319,24 @@ class Runner:
                 self.write()
             distributed.barrier()
         return self.results
+
+    def _restart_if_damaged(self, job: Job, folder: Path, *, finished: bool) -> bool:
+        """Remove a job's files when a checkpoint it resumes from (an unfinished job's) or that
+        later jobs read (a finished teacher's or heads' ``best.pt``) is damaged, so the job
+        trains again from scratch; whether it did. A finished student's files are left alone."""
+        if finished and job.kind == "student":
+            return False
+        damaged = damaged_checkpoint(folder, ("best.pt",) if finished else CHECKPOINTS)
+        if damaged is not None:
+            self.log(
+                f"reproduce: checkpoint {damaged} is damaged (it does not load); "
+                f"training {job.label} again from scratch in {folder}"
+            )
+            if distributed.is_main():
+                (folder / MARKER).unlink(missing_ok=True)
+                run_folder.clear_run_files(folder)
+        distributed.barrier()
+        return damaged is not None
 
     def _train(self, job: Job, folder: Path) -> FitResult:
         common = {"out_dir": folder, "resume": True, "progress": self.progress}

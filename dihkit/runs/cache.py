@@ -9,7 +9,8 @@ sha256, the student, the data's contents and the training settings), so two diff
 can never share a folder.
 
 A run counts as done when its ``identity.json``, ``summary.json`` and histories (a stage's
-too) read back and carry that identity. A run whose files are missing or damaged (a write cut
+too) read back and carry that identity, and every shared-stage record (``NAME.shared.json``)
+reads back whole. A run whose files are missing or damaged (a write cut
 short) is run again: resumed from its ``last.pt`` when every checkpoint in the folder loads and
 ``last.pt`` has this identity, started afresh (the folder's run files removed) otherwise.
 """
@@ -25,6 +26,7 @@ from typing import Any
 from dihkit.data.datasets import load_dataset
 from dihkit.errors import CheckpointError
 from dihkit.files import UnreadableFileError, read_json, write_json_atomic
+from dihkit.methods.base import SHARED_STAGE_SUFFIX
 from dihkit.models import build_model, count_parameters
 from dihkit.runs import pipeline
 from dihkit.runs.compare import method_config
@@ -65,10 +67,21 @@ class RunSummary:
         return values
 
 
-def _rows(history: Any) -> bool:
+def history_rows(history: Any) -> bool:
     """Whether ``history`` reads as a run's history (a list of epoch rows with their time)."""
     return isinstance(history, list) and all(
         isinstance(row, dict) and isinstance(row.get("seconds"), int | float) for row in history
+    )
+
+
+def shared_stage_entry(entry: Any) -> bool:
+    """Whether ``entry`` reads as a shared-stage record (``NAME.shared.json``): the stage, its
+    folder and the seconds this run spent on it."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("stage"), str)
+        and isinstance(entry.get("folder"), str)
+        and isinstance(entry.get("seconds"), int | float)
     )
 
 
@@ -82,13 +95,16 @@ def finished_run(
         summary = read_json(run_dir / SUMMARY_FILE)
         history = read_json(run_dir / HISTORY_FILE)
         stages = [read_json(path) for path in sorted(run_dir.glob(f"*/{HISTORY_FILE}"))]
+        markers = [read_json(path) for path in sorted(run_dir.glob(f"*{SHARED_STAGE_SUFFIX}"))]
     except UnreadableFileError:
         return None
     if stored != identity or not isinstance(summary, dict) or summary.get("identity") != identity:
         return None
     if any(key not in summary for key in SUMMARY_KEYS):
         return None
-    if not (history and _rows(history) and all(_rows(stage) for stage in stages)):
+    if not (history and history_rows(history) and all(history_rows(s) for s in stages)):
+        return None
+    if not all(shared_stage_entry(marker) for marker in markers):
         return None
     return summary, history
 

@@ -28,6 +28,17 @@ class RunRecord:
     test_acc_last: float
     best_epoch: int
     seconds: float
+    val_selected: bool = True  # False: no validation split, the last epoch was kept
+
+
+def selected_heading(val_selected: Sequence[bool]) -> str:
+    """The heading of the kept epoch's test accuracy: ``test % (val-selected)`` when every run
+    chose its epoch on a validation split, ``test % (last epoch)`` when none had one."""
+    if all(val_selected):
+        return "test % (val-selected)"
+    if not any(val_selected):
+        return "test % (last epoch)"
+    return "test % (val-selected, or last epoch without a validation split)"
 
 
 def method_config(
@@ -144,6 +155,7 @@ def _run_one(
         test_acc_last=stored["test_acc_last"],
         best_epoch=stored["best_epoch"],
         seconds=sum(row["seconds"] for row in history),
+        val_selected="best_val_acc" not in stored or stored["best_val_acc"] is not None,
     )
 
 
@@ -176,12 +188,14 @@ def _mean_std(values: Sequence[float]) -> str:
 def comparison_table(records: Sequence[RunRecord], baseline: str | None = None) -> str:
     """Markdown table: test accuracy (validation-selected) mean +/- std over seeds, last-epoch
     accuracy, the paired difference to ``baseline`` (default: the first method) per seed, and the
-    training time per run."""
+    training time per run. Without a validation split the kept epoch is the last, and the first
+    column says so (:func:`selected_heading`)."""
     methods = list(dict.fromkeys(r.method for r in records))
     baseline = baseline or methods[0]
     by_key = {(r.method, r.seed): r for r in records}
+    selected = selected_heading([r.val_selected for r in records])
     lines = [
-        f"| method | n | test % (val-selected) | test % (last epoch) | paired diff vs {baseline} "
+        f"| method | n | {selected} | test % (last epoch) | paired diff vs {baseline} "
         "(per seed) | train s/run |",
         "|---|---|---|---|---|---|",
     ]

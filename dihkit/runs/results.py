@@ -42,7 +42,7 @@ from typing import Any
 
 from dihkit.files import UnreadableFileError, read_json, write_json_atomic
 from dihkit.methods.base import SHARED_STAGE_SUFFIX
-from dihkit.runs.cache import cached_run
+from dihkit.runs.cache import cached_run, history_rows, shared_stage_entry
 from dihkit.training.loop import HISTORY_FILE
 
 RESULTS_FILE = "results.json"
@@ -67,7 +67,9 @@ def run_record(summary: Any, *, label: str | None = None, settings: Any = None) 
     ``seconds`` becomes the training time of every stage of the run: a run folder's stage
     sub-folders (TAKD's ``assistant``) add theirs, listed in ``stage_seconds``; a stage shared
     with other runs (``NAME.shared.json``) adds what this run spent on it, 0 where an earlier
-    run trained it, and its folder is listed in ``shared_stages``.
+    run trained it, and its folder is listed in ``shared_stages``. A damaged stage history or
+    shared-stage record is one :class:`~dihkit.files.UnreadableFileError` naming the file and
+    the run folder to delete (:func:`dihkit.runs.cache.cached_run` then trains it again).
     """
     record = summary.as_dict(with_history=True) if hasattr(summary, "as_dict") else dict(summary)
     record["label"] = label
@@ -75,10 +77,10 @@ def run_record(summary: Any, *, label: str | None = None, settings: Any = None) 
     if record.get("run_dir"):
         run_dir = Path(record["run_dir"])
         for history in sorted(run_dir.glob(f"*/{HISTORY_FILE}")):
-            rows = read_json(history)
+            rows = _read_stage_file(history, run_dir, history_rows)
             stages[history.parent.name] = sum(row["seconds"] for row in rows)
         for marker in sorted(run_dir.glob(f"*{SHARED_STAGE_SUFFIX}")):
-            entry = read_json(marker)
+            entry = _read_stage_file(marker, run_dir, shared_stage_entry)
             stages[entry["stage"]] = float(entry["seconds"])
             shared[entry["stage"]] = entry["folder"]
     if shared:
@@ -93,6 +95,18 @@ def run_record(summary: Any, *, label: str | None = None, settings: Any = None) 
             epochs=settings.epochs,
         )
     return record
+
+
+def _read_stage_file(path: Path, run_dir: Path, well_formed: Callable[[Any], bool]) -> Any:
+    """A stage file of a run folder read back, or one error naming it and the fix."""
+    fix = f"delete the run folder {run_dir} and run again to train that run afresh"
+    try:
+        value = read_json(path)
+    except UnreadableFileError as exc:
+        raise UnreadableFileError(path, f"{exc.problem}; {fix}", missing=exc.missing) from None
+    if not well_formed(value):
+        raise UnreadableFileError(path, f"is damaged (not what dihkit writes there); {fix}")
+    return value
 
 
 def write_results(

@@ -3,6 +3,8 @@
 A ``dskd`` run with ``record_weights=True`` saves, after each epoch, ``records/epoch-NNN.pt``: a
 dict with ``kd_weights`` and ``fea_weights``, each a float tensor ``[samples seen in the epoch,
 shallow classifiers]`` whose rows sum to 1 (one row per training sample, in the order seen).
+The training loop writes each with :func:`dihkit.training.checkpoint.save_checkpoint`, so they
+are read back with the verified loader.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from dihkit.errors import CheckpointError
+from dihkit.training.checkpoint import load_checkpoint
+
 WEIGHT_NAMES = ("kd_weights", "fea_weights")
 DEFAULT_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
@@ -21,7 +26,10 @@ WeightRecords = dict[int, dict[str, Tensor]]  # epoch (1-based) -> {name: [sampl
 
 def load_weight_records(run_dir: str | Path) -> WeightRecords:
     """Every epoch's recorded weights of a run folder, ``{epoch: {name: tensor}}``, by epoch;
-    a :class:`FileNotFoundError` naming the fix when the run recorded none."""
+    a :class:`FileNotFoundError` naming the fix when the run recorded none, and one
+    :class:`~dihkit.errors.CheckpointError` naming the file and the fix for a damaged record
+    (read with :func:`~dihkit.training.checkpoint.load_checkpoint`: ``weights_only`` and the
+    digest checked)."""
     paths = sorted(Path(run_dir).glob("records/epoch-*.pt"))
     if not paths:
         raise FileNotFoundError(
@@ -30,7 +38,13 @@ def load_weight_records(run_dir: str | Path) -> WeightRecords:
     records = {}
     for path in paths:
         epoch = int(path.stem.split("-")[1])
-        payload = torch.load(path, weights_only=True, map_location="cpu")
+        try:
+            payload = load_checkpoint(path)
+        except CheckpointError:
+            raise CheckpointError(
+                f"weight record {str(path)!r} is damaged or not a dihkit record; delete the run "
+                f"folder {str(run_dir)!r} and run dskd with record_weights=True again"
+            ) from None
         records[epoch] = {k: v.float() for k, v in payload.items() if k in WEIGHT_NAMES}
     return records
 

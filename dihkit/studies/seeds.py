@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dihkit.runs.compare import selected_heading
 from dihkit.runs.results import run_label
 
 __all__ = [
@@ -70,6 +71,8 @@ class GroupSummary:
     # How the runs met their teacher: "live" (a forward pass per step), "cached" (precomputed
     # targets), "none" (no teacher), or "mixed" when the seeds differ.
     teacher_pass: str = "live"
+    # False when no run of the group had a validation split (each kept its last epoch).
+    val_selected: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,9 +114,15 @@ def summarise_runs(
                 paired=paired,
                 notebooks=list(dict.fromkeys(r["notebook"] for r in group if "notebook" in r)),
                 teacher_pass=teacher_pass(group),
+                val_selected=not all(_last_epoch_kept(r) for r in group),
             )
         )
     return summaries
+
+
+def _last_epoch_kept(run: Mapping[str, Any]) -> bool:
+    """Whether a run had no validation split (it records ``best_val_acc`` None)."""
+    return "best_val_acc" in run and run["best_val_acc"] is None
 
 
 def teacher_pass(runs: Sequence[Mapping[str, Any]]) -> str:
@@ -132,11 +141,13 @@ def _pct(mean: float, std: float) -> str:
 
 def summary_markdown(summaries: Sequence[GroupSummary], baseline: str | None = None) -> str:
     """A markdown table of :func:`summarise_runs`' output (accuracies in percent); a "recorded
-    in" column appears when the runs know their notebooks."""
+    in" column appears when the runs know their notebooks. Groups without a validation split kept
+    their last epoch, and the first accuracy column says so (``test % (last epoch)``)."""
     sources = any(s.notebooks for s in summaries)
+    selected = selected_heading([s.val_selected for s in summaries])
     head = f"paired diff vs {baseline} (per seed, points)" if baseline else "paired diff"
     lines = [
-        f"| run | n | test % (val-selected) | test % (last epoch) | {head} | params | s/run |"
+        f"| run | n | {selected} | test % (last epoch) | {head} | params | s/run |"
         + (" recorded in |" if sources else ""),
         "|---|---|---|---|---|---|---|" + ("---|" if sources else ""),
     ]

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dihkit.errors import ConfigError
-from dihkit.files import is_temporary, stray_temporaries
+from dihkit.files import is_temporary, stray_temporaries, write_json_atomic
 from dihkit.training import distributed
 
 OWNER_FILE = ".dihkit-owner"
@@ -123,7 +123,7 @@ def _lock(folder: Path) -> int:
         "host": socket.gethostname(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    (folder / OWNER_FILE).write_text(json.dumps(owner) + "\n")
+    write_json_atomic(folder / OWNER_FILE, owner, indent=None)
     return fd
 
 
