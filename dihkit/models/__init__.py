@@ -23,7 +23,7 @@ from .shufflenetv2 import ShuffleNetV2
 from .vgg import vgg
 from .wrn import WideResNet
 
-__all__ = ["MODEL_NAMES", "build_model", "count_parameters", "model_names"]
+__all__ = ["MODEL_NAMES", "build_model", "count_parameters"]
 
 # name -> constructor taking (num_classes, in_channels)
 _BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
@@ -50,11 +50,6 @@ _BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
-
-
-def model_names() -> list[str]:
-    """Return the names accepted by :func:`build_model`."""
-    return list(MODEL_NAMES)
 
 
 def _check_int(value: object, what: str, minimum: int) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from dihkit.checks import check_choice, check_number, in_range, whole
@@ -73,9 +73,3 @@ class TrainConfig:
         if self.milestones:
             return sorted(self.milestones)
         return sorted({max(1, round(self.epochs * f)) for f in (0.3, 0.6, 0.9)})
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Rebuild from :func:`dataclasses.asdict` output, ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
