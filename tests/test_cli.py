@@ -38,6 +38,17 @@ def test_help_lists_every_command():
         assert command in result.stdout
 
 
+@pytest.mark.parametrize(("command", "flag"), [("train", "--model"), ("distill", "--student")])
+def test_help_names_every_architecture(capsys, command, flag):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    words = capsys.readouterr().out.replace(",", " ").split()
+    assert flag in words
+    for name in ("resnet8", "resnet32x4", "wrn_40_2", "vgg13", "mobilenetv2", "shufflenetv2"):
+        assert name in words, f"{command} --help does not name {name}"
+
+
 def test_train_then_eval_prints_the_same_test_accuracy(capsys, tmp_path):
     out_dir = tmp_path / "run"
     code, out, _ = run(

@@ -152,9 +152,14 @@ def _add_per_rank_batch(group: argparse._ActionsContainer) -> None:
     )
 
 
+MODEL_HELP = "architecture: " + ", ".join(MODEL_NAMES)
+
+
 def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", help="checkpoint path or bundled teacher name (not for ce)")
-    p.add_argument("--student", required=True, choices=MODEL_NAMES, metavar="MODEL")
+    p.add_argument(
+        "--student", required=True, choices=MODEL_NAMES, metavar="MODEL", help=MODEL_HELP
+    )
     add_method_option_args(p)
     _add_data_args(p, default=None)
     _add_train_args(p)
@@ -180,8 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model from scratch with cross-entropy")
-    p.add_argument("--model", required=True, choices=MODEL_NAMES, metavar="MODEL")
-    p.add_argument("--in-channels", type=_positive_int, help="must match the dataset")
+    p.add_argument("--model", required=True, choices=MODEL_NAMES, metavar="MODEL", help=MODEL_HELP)
+    p.add_argument(
+        "--in-channels",
+        type=_positive_int,
+        help="input channels [default: the dataset's]; a different value is refused",
+    )
     _add_data_args(p)
     _add_train_args(p)
     p.set_defaults(run=commands.cmd_train)
@@ -255,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=30, help="throughput steps per model")
     p.add_argument("--device", default="auto")
     p.add_argument("--teacher", default="resnet56", help="teacher of the method benchmark")
-    p.add_argument("--student", default="resnet8", choices=MODEL_NAMES, metavar="MODEL")
+    p.add_argument(
+        "--student", default="resnet8", choices=MODEL_NAMES, metavar="MODEL", help=MODEL_HELP
+    )
     p.add_argument("--method-steps", type=_positive_int, default=10, help="steps per round")
     p.add_argument("--rounds", type=_positive_int, default=5, help="interleaved rounds")
     p.add_argument("--views", type=_positive_int, default=8, help="cached views per image")
@@ -331,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quickstart", help="a first look without Jupyter: bundled cohorts, then train a model"
     )
-    p.add_argument("--model", choices=MODEL_NAMES, default="resnet14", metavar="MODEL")
+    p.add_argument(
+        "--model", choices=MODEL_NAMES, default="resnet14", metavar="MODEL", help=MODEL_HELP
+    )
     p.add_argument("--epochs", type=_positive_int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="runs/quickstart")
