@@ -75,3 +75,22 @@ def test_every_title_shows_the_committed_classroom_time(notebook: Path) -> None:
     (output,) = cell["outputs"]
     stored = "".join(output["data"]["text/markdown"])
     assert stored == timings_markdown(notebook.stem, NOTEBOOKS_DIR)
+
+
+def test_a_record_names_the_processor_and_threads_and_the_title_shows_the_processor(tmp_path):
+    torch = pytest.importorskip("torch")
+    record_timings("smoke", [NotebookRun("01_kd.ipynb", tmp_path, 7.0)], tmp_path, date="d")
+    entry = read_timings(tmp_path)["smoke"]
+    assert entry["threads"] == torch.get_num_threads()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
+        first = next(line for line in cpuinfo.read_text().splitlines() if "model name" in line)
+        assert entry["cpu"] == first.split(":", 1)[1].strip()
+    assert f"**smoke** 7 s ({entry['cpus']} CPUs ({entry['cpu']}), d)" in timings_markdown(
+        "01_kd", tmp_path
+    )
+    # A record from before the processor was kept shows the count alone.
+    (tmp_path / "timings.json").write_text(
+        json.dumps({"smoke": {"date": "d", "cpus": 2, "notebooks": {"01_kd": 7.0}}})
+    )
+    assert "**smoke** 7 s (2 CPUs, d)" in timings_markdown("01_kd", tmp_path)

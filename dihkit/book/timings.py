@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from dihkit.book.execute import NotebookRun
 from dihkit.files import UnreadableFileError, read_json, write_json_atomic, write_text_atomic
 from dihkit.resources import bundled
+from dihkit.training.runtime import cpu_model
 
 TIMINGS_FILE = "timings.json"
 TIMINGS_TAG = "timings"
@@ -33,7 +36,8 @@ def timings_path(notebooks_dir: str | Path | None = None) -> Path:
 
 
 def read_timings(notebooks_dir: str | Path | None = None) -> dict[str, Any]:
-    """The recorded timings (``{profile: {"date", "cpus", "notebooks": {stem: seconds}}}``);
+    """The recorded timings (``{profile: {"date", "cpus", "cpu", "threads", "notebooks":
+    {stem: seconds}}}``; ``cpu`` and ``threads`` only in records made since they were kept);
     empty when none were recorded or the file does not parse."""
     try:
         value = read_json(timings_path(notebooks_dir))
@@ -50,7 +54,8 @@ def record_timings(
     date: str | None = None,
 ) -> Path:
     """Record the wall time of every notebook in ``runs`` under ``profile`` (replacing that
-    profile's notebooks that ran, keeping the others), with today's date and the CPU count."""
+    profile's notebooks that ran, keeping the others), with today's date, the CPU count, the
+    processor's model and torch's thread count (the kernels run in this environment)."""
     timings = read_timings(notebooks_dir)
     entry = timings.get(profile, {})
     notebooks = dict(entry.get("notebooks", {}))
@@ -58,6 +63,8 @@ def record_timings(
     timings[profile] = {
         "date": date or datetime.date.today().isoformat(),
         "cpus": os.cpu_count(),
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
         "notebooks": dict(sorted(notebooks.items())),
     }
     ordered = {p: timings[p] for p in sorted(timings, key=_profile_rank)}
@@ -83,9 +90,11 @@ def timings_markdown(notebook: str, notebooks_dir: str | Path | None = None) -> 
         entry = timings.get(profile, {})
         seconds = entry.get("notebooks", {}).get(stem)
         if seconds is not None:
+            machine = f"{entry.get('cpus', '?')} CPUs" + (
+                f" ({entry['cpu']})" if entry.get("cpu") else ""
+            )
             parts.append(
-                f"**{profile}** {_duration(seconds)} ({entry.get('cpus', '?')} CPUs, "
-                f"{entry.get('date', '?')})"
+                f"**{profile}** {_duration(seconds)} ({machine}, {entry.get('date', '?')})"
             )
         else:
             parts.append(f"**{profile}** {NOT_MEASURED.get(profile, 'not measured yet')}")

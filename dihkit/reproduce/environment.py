@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from dihkit.resources import checkout_root
+from dihkit.training.runtime import numeric_environment
 
 PACKAGES = ("dihkit", "torch", "torchvision", "numpy", "tqdm")
 
@@ -52,9 +53,11 @@ def git_commit(root: Path | None = None) -> dict[str, Any] | None:
 
 
 def device_record(device: torch.device) -> dict[str, Any]:
-    """The device and, on CUDA, its name, memory and the CUDA/cuDNN versions."""
-    record: dict[str, Any] = {"type": device.type, "cpu_threads": torch.get_num_threads()}
-    record["processor"] = platform.processor() or platform.machine()
+    """The device, what decides its float trajectory (:func:`numeric_environment`: processor,
+    vector instructions and threads on the CPU) and, on CUDA, its memory, count and the
+    CUDA/cuDNN versions."""
+    record: dict[str, Any] = {"type": device.type}
+    record.update({k: v for k, v in numeric_environment(device).items() if k != "device"})
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         record.update(

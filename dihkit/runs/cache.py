@@ -59,12 +59,20 @@ class RunSummary:
     options: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
     cached_targets: int = 0  # V: trained from V cached views per image; 0: live teacher
+    # torch, device, CPU model, vector instructions and threads of the process that finished the
+    # run (training.runtime.numeric_environment); empty for a run recorded before it was kept
+    environment: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self, with_history: bool = False) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         if not with_history:
             values.pop("history")
         return values
+
+
+def _environment(value: Any) -> dict[str, Any]:
+    """A summary's environment record, or {} where it is missing or not a mapping."""
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def history_rows(history: Any) -> bool:
@@ -191,4 +199,5 @@ def cached_run(
         options=dict(resolved),
         history=history,
         cached_targets=config.cached_targets,
+        environment=_environment(summary.get("environment")),
     )

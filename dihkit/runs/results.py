@@ -13,6 +13,8 @@ Every notebook writes ``{out_dir}/{notebook stem}/results.json`` with :func:`wri
           "test_acc_best": 0.77, "test_acc_last": 0.77, "best_val_acc": 0.78, "best_epoch": 14,
           "seconds": 17.2, "student_params": 77754, "run_dir": "...", "options": {...},
           "history": [{"epoch": 1, "val_acc": 0.41, ...}, ...],
+          "environment": {"torch": "2.14.1", "device": "cpu", "cpu": "AMD EPYC",
+                          "cpu_capability": "AVX512", "threads": 2},  # {} for older runs
           # added by run_record():
           "label": null,     # a notebook's own name for the run's group, or null: tables then
                              # use run_label(), e.g. "kd (resnet56 -> resnet8)"

@@ -38,6 +38,7 @@ from dihkit.training.runtime import (
     autocast,
     compile_for_training,
     configure_device,
+    numeric_environment,
     resolve_device,
     rng_state,
     uses_channels_last,
@@ -315,6 +316,7 @@ def _fit(
         write_json_atomic(out_path / HISTORY_FILE, history_rows(history))
         summary = {k: v for k, v in asdict(result).items() if k != "history"}
         summary["identity"] = base_payload["identity"]
+        summary["environment"] = numeric_environment(device)  # what the trajectory depends on
         write_json_atomic(out_path / SUMMARY_FILE, summary)
     return distributed.broadcast(result)
 

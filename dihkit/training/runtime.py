@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import platform
 import random
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,6 +69,32 @@ def uses_channels_last(device: torch.device) -> bool:
     the CPU, where oneDNN's convolutions train resnet8/resnet20 1.19-1.35x faster (a classroom
     CE + KD pair 1.16x end to end; README, measured interleaved on 2 cores); not on MPS."""
     return device.type in ("cuda", "cpu")
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The processor's model name (Linux's ``/proc/cpuinfo``), else what :mod:`platform` says."""
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def numeric_environment(device: torch.device) -> dict[str, Any]:
+    """What decides a run's float trajectory besides its settings: the torch build, the device
+    and, on the CPU, the processor, its vector instructions and the thread count. A seeded run
+    repeats bit for bit only where all of these match (README, "Same code, another machine")."""
+    record: dict[str, Any] = {"torch": torch.__version__, "device": device.type}
+    if device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        record["cpu"] = cpu_model()
+        record["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        record["threads"] = torch.get_num_threads()
+    return record
 
 
 def seed_everything(seed: int) -> None:
