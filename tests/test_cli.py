@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
 
@@ -36,6 +37,13 @@ def test_help_lists_every_command():
         "notebooks",
     ):
         assert command in result.stdout
+
+
+def test_version_is_the_installed_distributions(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dihkit {version('dihkit')}"
 
 
 @pytest.mark.parametrize(("command", "flag"), [("train", "--model"), ("distill", "--student")])

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from dihkit import __version__
 from dihkit.book.tour import add_tour_arguments, run_tour
 from dihkit.checks import describe_range, in_range
 from dihkit.cli import commands
@@ -152,14 +153,16 @@ def _add_per_rank_batch(group: argparse._ActionsContainer) -> None:
     )
 
 
-MODEL_HELP = "architecture: " + ", ".join(MODEL_NAMES)
+def _model_arg(p: argparse.ArgumentParser, flag: str, **kwargs: object) -> None:
+    """A flag naming an architecture; its help lists them all."""
+    p.add_argument(
+        flag, choices=MODEL_NAMES, metavar="MODEL", help=", ".join(MODEL_NAMES), **kwargs
+    )
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", help="checkpoint path or bundled teacher name (not for ce)")
-    p.add_argument(
-        "--student", required=True, choices=MODEL_NAMES, metavar="MODEL", help=MODEL_HELP
-    )
+    _model_arg(p, "--student", required=True)
     add_method_option_args(p)
     _add_data_args(p, default=None)
     _add_train_args(p)
@@ -182,10 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dihkit",
         description="Knowledge distillation via intermediate heads: a teaching kit.",
     )
+    parser.add_argument("--version", action="version", version=f"dihkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model from scratch with cross-entropy")
-    p.add_argument("--model", required=True, choices=MODEL_NAMES, metavar="MODEL", help=MODEL_HELP)
+    _model_arg(p, "--model", required=True)
     p.add_argument(
         "--in-channels",
         type=_positive_int,
@@ -264,9 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=30, help="throughput steps per model")
     p.add_argument("--device", default="auto")
     p.add_argument("--teacher", default="resnet56", help="teacher of the method benchmark")
-    p.add_argument(
-        "--student", default="resnet8", choices=MODEL_NAMES, metavar="MODEL", help=MODEL_HELP
-    )
+    _model_arg(p, "--student", default="resnet8")
     p.add_argument("--method-steps", type=_positive_int, default=10, help="steps per round")
     p.add_argument("--rounds", type=_positive_int, default=5, help="interleaved rounds")
     p.add_argument("--views", type=_positive_int, default=8, help="cached views per image")
@@ -342,9 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quickstart", help="a first look without Jupyter: bundled cohorts, then train a model"
     )
-    p.add_argument(
-        "--model", choices=MODEL_NAMES, default="resnet14", metavar="MODEL", help=MODEL_HELP
-    )
+    _model_arg(p, "--model", default="resnet14")
     p.add_argument("--epochs", type=_positive_int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="runs/quickstart")
