@@ -22,7 +22,7 @@ import torch
 from dihkit.book.execute import NotebookRun
 from dihkit.files import UnreadableFileError, read_json, write_json_atomic, write_text_atomic
 from dihkit.resources import bundled
-from dihkit.training.runtime import cpu_model
+from dihkit.training.runtime import numeric_environment
 
 TIMINGS_FILE = "timings.json"
 TIMINGS_TAG = "timings"
@@ -57,14 +57,15 @@ def record_timings(
     profile's notebooks that ran, keeping the others), with today's date, the CPU count, the
     processor's model and torch's thread count (the kernels run in this environment)."""
     timings = read_timings(notebooks_dir)
+    machine = numeric_environment(torch.device("cpu"))  # the kernels ran on this CPU
     entry = timings.get(profile, {})
     notebooks = dict(entry.get("notebooks", {}))
     notebooks.update({Path(r.name).stem: round(r.seconds, 1) for r in runs})
     timings[profile] = {
         "date": date or datetime.date.today().isoformat(),
         "cpus": os.cpu_count(),
-        "cpu": cpu_model(),
-        "threads": torch.get_num_threads(),
+        "cpu": machine["cpu"],
+        "threads": machine["threads"],
         "notebooks": dict(sorted(notebooks.items())),
     }
     ordered = {p: timings[p] for p in sorted(timings, key=_profile_rank)}

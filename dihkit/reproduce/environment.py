@@ -61,7 +61,7 @@ def device_record(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         record.update(
-            name=props.name,
+            name=record.pop("gpu"),  # numeric_environment's device name, under its old key
             memory_gib=round(props.total_memory / 2**30, 1),
             cuda=torch.version.cuda,
             cudnn=torch.backends.cudnn.version(),
